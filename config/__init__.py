@@ -1,0 +1,1 @@
+"""Shipped default settings, inside the wheel as the package edge.defaults."""

@@ -1,0 +1,7 @@
+"""FacePro Edge: an edge face-recognition appliance service."""
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("facepro-edge")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"

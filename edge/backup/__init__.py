@@ -1,0 +1,1 @@
+"""Backup archives, targets (local, USB, SMB, mounted shares), schedule, restore."""

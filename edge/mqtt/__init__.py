@@ -1,0 +1,1 @@
+"""MQTT publisher (availability, events outbox, telemetry, commands) and Home Assistant discovery."""

@@ -1,0 +1,1 @@
+"""Camera sources, frame ring, ONNX runtime, detector, embedder, gallery, processing loop."""

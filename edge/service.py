@@ -1,0 +1,107 @@
+"""Boot order and lifecycle of ``facepro run``.
+
+1. settings (already loaded by the CLI) and logging;
+2. data directory and device id;
+3. migrations, before anything else touches the database; a failure stops the boot;
+4. the parts (pipeline, telemetry, MQTT, backups, web) in dependency order;
+5. READY to systemd, then the main loop pings the watchdog until SIGTERM/SIGINT;
+6. the parts stop in reverse order.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any, Protocol
+
+from edge import sdnotify
+from edge.config import Settings
+from edge.context import ServiceContext
+from edge.db.migrator import Migrator
+from edge.device_id import resolve_device_id
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def migrate_database(settings: Settings) -> int:
+    """Apply pending migrations (with a pre-migrate snapshot). Returns the schema version."""
+    with Migrator(
+        settings.db_path,
+        snapshot_dir=settings.data_dir / "backups" / "pre-migrate",
+        keep_snapshots=settings["database.pre_migrate_keep"],
+        busy_timeout_ms=settings["database.busy_timeout_ms"],
+    ) as migrator:
+        applied = migrator.migrate()
+        version = migrator.current_version()
+    if applied:
+        log.info("database %s migrated to version %03d (applied %s)", settings.db_path, version,
+                 ", ".join(f"{v:03d}" for v in applied))
+    else:
+        log.info("database %s is at version %03d, no migration pending", settings.db_path, version)
+    return version
+
+
+def build_components(ctx: ServiceContext) -> list[Component]:
+    """The service's parts, in start order. Each later issue adds its part here."""
+    components: list[Component] = []
+    return components
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.ctx: ServiceContext | None = None
+        self.components: list[Component] = []
+
+    def boot(self) -> ServiceContext:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        device_id = resolve_device_id(settings["device.id"], settings.data_dir)
+        log.info("facepro starting: device %s (%s), data dir %s", device_id, settings["device.name"],
+                 settings.data_dir)
+        schema_version = migrate_database(settings)
+        self.ctx = ServiceContext(settings=settings, device_id=device_id)
+        self.ctx.metrics.set("schema_version", schema_version)
+        return self.ctx
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        ctx = self.boot()
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.components = build_components(ctx)
+            started: list[Component] = []
+            try:
+                for component in self.components:
+                    log.info("starting %s", component.name)
+                    component.start()
+                    started.append(component)
+                sdnotify.notify("READY=1\nSTATUS=running")
+                log.info("facepro running")
+                interval = sdnotify.watchdog_interval_s() or 5.0
+                while not self.stop_event.wait(interval):
+                    sdnotify.notify("WATCHDOG=1")
+                log.info("stop requested")
+                sdnotify.notify("STOPPING=1")
+            finally:
+                for component in reversed(started):
+                    try:
+                        component.stop()
+                    except Exception:
+                        log.exception("stopping %s failed", component.name)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("facepro stopped")
+        return 0

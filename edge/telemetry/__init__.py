@@ -1,0 +1,1 @@
+"""Performance telemetry: metrics, system probes, history, alert rules."""

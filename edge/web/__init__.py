@@ -1,0 +1,1 @@
+"""Status page and JSON API (Flask app factory), served by waitress inside facepro run."""

@@ -1,0 +1,2 @@
+DROP TABLE reid_embeddings;
+DROP TABLE gait_embeddings;

@@ -1,0 +1,2 @@
+ALTER TABLE face_encodings DROP COLUMN backend;
+ALTER TABLE face_encodings DROP COLUMN embedding_dim;

@@ -1,0 +1,2 @@
+DROP INDEX idx_notification_channel_user;
+DROP TABLE notification_settings;

@@ -1,0 +1,3 @@
+DROP INDEX idx_events_unpublished;
+ALTER TABLE events DROP COLUMN skipped_at;
+ALTER TABLE events DROP COLUMN published_at;

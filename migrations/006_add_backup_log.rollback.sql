@@ -1,0 +1,2 @@
+DROP INDEX idx_backup_runs_started;
+DROP TABLE backup_runs;

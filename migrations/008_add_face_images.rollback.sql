@@ -1,0 +1,1 @@
+ALTER TABLE face_encodings DROP COLUMN image_path;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set up everything FacePro Edge needs on a fresh Debian/Ubuntu machine, idempotently:
+#   scripts/setup_env.sh run    the service (Python venv with the CPU flavour)
+#   scripts/setup_env.sh test   the service plus what the tests need (Mosquitto, Chromium,
+#                               Samba, the insightface reference)
+# The virtual environment is .venv/ in the repository; re-running skips what is done.
+set -euo pipefail
+mode="${1:-run}"
+case "$mode" in run|test) ;; *) echo "usage: $0 run|test" >&2; exit 2 ;; esac
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+apt_packages=()
+if [ "$mode" = test ]; then
+    command -v mosquitto >/dev/null || apt_packages+=(mosquitto)
+    command -v mosquitto_sub >/dev/null || apt_packages+=(mosquitto-clients)
+    command -v chromium >/dev/null || apt_packages+=(chromium)
+    command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+    command -v smbd >/dev/null || apt_packages+=(samba)
+fi
+python_ok=1
+python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || python_ok=0
+python3 -m venv --help >/dev/null 2>&1 || python_ok=0
+[ "$python_ok" = 1 ] || apt_packages+=(python3 python3-venv python3-pip)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing system packages: ${apt_packages[*]}; install them as root (apt-get install ${apt_packages[*]})" >&2
+        exit 1
+    fi
+    echo "setup: installing ${apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp=".venv/.facepro-$mode-$(sha256sum pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing Python packages into .venv ($mode)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    if [ "$mode" = test ]; then
+        .venv/bin/python -m pip install -q -e '.[cpu,dev]'
+        # The reference implementation the tests compare against. Its metadata pulls
+        # opencv-python and onnxruntime, which clash with the headless and GPU builds,
+        # so it goes in without dependencies (what it imports is in the dev extra).
+        .venv/bin/python -m pip install -q --no-deps 'insightface==2.1'
+    else
+        .venv/bin/python -m pip install -q -e '.[cpu]'
+    fi
+    if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
+        echo "setup: opencv-python found beside opencv-python-headless; removing it" >&2
+        .venv/bin/python -m pip uninstall -y -q opencv-python
+        .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
+    fi
+    touch "$stamp"
+fi
