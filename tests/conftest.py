@@ -59,3 +59,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path):
+    """A real broker for one test; ``mosquitto.stop()`` / ``.start()`` simulate an outage."""
+    from tests.support.mosquitto import Mosquitto
+
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = Mosquitto(workdir).start()
+    yield broker
+    broker.stop()
