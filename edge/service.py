@@ -55,6 +55,24 @@ def build_components(ctx: ServiceContext) -> list[Component]:
     return components
 
 
+def components_healthy(components: list[Component]) -> tuple[bool, list[str]]:
+    """Ask each part that has ``healthy()`` (returning a bool or ``(bool, reasons)``)."""
+    problems: list[str] = []
+    for component in components:
+        check = getattr(component, "healthy", None)
+        if check is None:
+            continue
+        try:
+            result = check()
+        except Exception as exc:  # a broken health check is itself unhealthy
+            problems.append(f"{component.name}: health check failed: {exc}")
+            continue
+        ok, reasons = result if isinstance(result, tuple) else (bool(result), [])
+        if not ok:
+            problems.extend(f"{component.name}: {reason}" for reason in reasons or ["unhealthy"])
+    return not problems, problems
+
+
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -90,8 +108,18 @@ class Service:
                 sdnotify.notify("READY=1\nSTATUS=running")
                 log.info("facepro running")
                 interval = sdnotify.watchdog_interval_s() or 5.0
+                was_healthy = True
+                last_problems: list[str] = []
                 while not self.stop_event.wait(interval):
-                    sdnotify.notify("WATCHDOG=1")
+                    ok, problems = components_healthy(started)
+                    if ok:
+                        # Only a healthy process pings: a stuck part lets the watchdog restart us.
+                        sdnotify.notify("WATCHDOG=1" if was_healthy else "WATCHDOG=1\nSTATUS=running")
+                    elif was_healthy or problems != last_problems:
+                        log.warning("unhealthy, not pinging the watchdog: %s", "; ".join(problems))
+                        sdnotify.notify("STATUS=unhealthy: " + "; ".join(problems)[:200])
+                    last_problems = problems
+                    was_healthy = ok
                 log.info("stop requested")
                 sdnotify.notify("STOPPING=1")
             finally:
