@@ -22,7 +22,10 @@ from edge.logs import LEVELS, setup_logging
 log = logging.getLogger(__name__)
 
 # Modules exposing register(subparsers) for their own subcommands.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "edge.doctor_commands",
+    "edge.pipeline.commands",
+)
 
 
 class CliError(Exception):

@@ -55,7 +55,7 @@ def choose_providers(requested: Sequence[str] | None = None,
     if wanted is not None:
         missing = [name for name in wanted if name not in have]
         if missing:
-            log.info("execution providers not available in this onnxruntime build: %s",
+            log.debug("execution providers not available in this onnxruntime build: %s",
                      ", ".join(missing))
     if CPU not in chosen:
         chosen.append(CPU)
