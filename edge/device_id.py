@@ -27,6 +27,17 @@ def derive_from_machine_id(machine_id_path: Path = Path("/etc/machine-id")) -> s
     return "facepro-" + hashlib.sha256(APP_KEY + raw.encode()).hexdigest()[:12]
 
 
+def peek_device_id(configured: str | None, data_dir: Path) -> str | None:
+    """The device id if it is configured or already stored; never creates it (doctor)."""
+    if configured:
+        return configured if VALID_ID.match(configured) else None
+    try:
+        stored = (data_dir / ID_FILE).read_text().strip()
+    except OSError:
+        return None
+    return stored if VALID_ID.match(stored) else None
+
+
 def resolve_device_id(configured: str | None, data_dir: Path,
                       machine_id_path: Path = Path("/etc/machine-id")) -> str:
     """Return the device id, creating ``<data_dir>/device_id`` on first boot."""
