@@ -52,6 +52,14 @@ def migrate_database(settings: Settings) -> int:
 def build_components(ctx: ServiceContext) -> list[Component]:
     """The service's parts, in start order. Each later issue adds its part here."""
     components: list[Component] = []
+    from edge.telemetry.component import Telemetry  # reads the other parts from ctx lazily
+
+    components.append(Telemetry(ctx))
+    # MQTT after pipeline/telemetry/backups (it reads them from ctx), before web.
+    if ctx.settings["mqtt.enabled"]:
+        from edge.mqtt.publisher import MqttPublisher
+
+        components.append(MqttPublisher(ctx))
     return components
 
 

@@ -1,10 +1,13 @@
 """In-process metrics that every stage writes to: latencies, counters, gauges.
 
-Cheap enough for the hot path: one lock, a deque append. Stage latencies keep a rolling
-window of the last ``window`` observations per (stage, camera) for percentiles.
+Cheap enough for the hot path: one lock, a deque append and one bucket increment.
+Stage latencies keep a rolling window of the last ``window`` observations per
+(stage, camera) for percentiles, plus cumulative count, sum and fixed histogram
+buckets (for the Prometheus ``_seconds`` histograms, which must never go backwards).
 """
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import defaultdict, deque
@@ -14,6 +17,13 @@ from typing import Any, Iterator
 import numpy as np
 
 STAGES = ("decode", "preprocess", "detect", "embed", "match", "persist", "publish")
+
+# Per-camera counters the pipeline increments (names shared with the pipeline's code).
+CAMERA_COUNTERS = ("frames_captured", "frames_processed", "frames_dropped", "reconnects", "faces", "events")
+
+# Upper bounds (seconds) of the latency histogram buckets; +Inf is implicit.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 Key = tuple[str, str]  # (name, label) where label is a camera name or ''
 
@@ -25,16 +35,19 @@ class Metrics:
         self._latency: dict[Key, deque[float]] = defaultdict(lambda: deque(maxlen=self._window))
         self._latency_count: dict[Key, int] = defaultdict(int)
         self._latency_sum: dict[Key, float] = defaultdict(float)
+        self._buckets: dict[Key, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
         self._counters: dict[Key, float] = defaultdict(float)
         self._gauges: dict[Key, Any] = {}
         self.started_at = time.time()
 
     def observe(self, stage: str, seconds: float, camera: str | None = None) -> None:
         key = (stage, camera or "")
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         with self._lock:
             self._latency[key].append(seconds)
             self._latency_count[key] += 1
             self._latency_sum[key] += seconds
+            self._buckets[key][index] += 1
 
     @contextmanager
     def timed(self, stage: str, camera: str | None = None) -> Iterator[None]:
@@ -60,29 +73,57 @@ class Metrics:
         with self._lock:
             return self._gauges.get((name, camera or ""), default)
 
-    def stage_stats(self) -> dict[str, dict[str, Any]]:
-        """Per stage (all cameras pooled): count, sum, p50, p95, p99, max in seconds."""
+    def stage_stats(self, by_camera: bool = False) -> dict[str, dict[str, Any]]:
+        """Per stage: count, sum, p50, p95, p99, max in seconds.
+
+        ``count``/``sum_s`` are totals since start; the percentiles and ``max_s`` cover the
+        rolling window (the last ``window`` observations per stage and camera). With
+        ``by_camera`` the keys are ``(stage, camera)`` pairs instead of pooled stages.
+        """
         with self._lock:
-            pooled: dict[str, list[float]] = defaultdict(list)
-            counts: dict[str, int] = defaultdict(int)
-            sums: dict[str, float] = defaultdict(float)
-            for (stage, _label), values in self._latency.items():
-                pooled[stage].extend(values)
-                counts[stage] += self._latency_count[(stage, _label)]
-                sums[stage] += self._latency_sum[(stage, _label)]
-        stats: dict[str, dict[str, Any]] = {}
-        for stage, values in pooled.items():
+            pooled: dict[Any, list[float]] = defaultdict(list)
+            counts: dict[Any, int] = defaultdict(int)
+            sums: dict[Any, float] = defaultdict(float)
+            for key, values in self._latency.items():
+                group: Any = key if by_camera else key[0]
+                pooled[group].extend(values)
+                counts[group] += self._latency_count[key]
+                sums[group] += self._latency_sum[key]
+        stats: dict[Any, dict[str, Any]] = {}
+        for group, values in pooled.items():
             arr = np.asarray(values, dtype=np.float64)
             p50, p95, p99 = np.percentile(arr, [50, 95, 99]) if arr.size else (0.0, 0.0, 0.0)
-            stats[stage] = {
-                "count": counts[stage],
-                "sum_s": sums[stage],
+            stats[group] = {
+                "count": counts[group],
+                "sum_s": sums[group],
+                "window": int(arr.size),
                 "p50_s": float(p50),
                 "p95_s": float(p95),
                 "p99_s": float(p99),
                 "max_s": float(arr.max()) if arr.size else 0.0,
             }
         return stats
+
+    def histograms(self) -> dict[Key, dict[str, Any]]:
+        """Cumulative latency histograms per (stage, camera): ``buckets`` as [(le, count)]
+        with a final ``inf`` bucket, plus ``count`` and ``sum_s``; monotonic since start."""
+        with self._lock:
+            raw = {key: (list(b), self._latency_count[key], self._latency_sum[key])
+                   for key, b in self._buckets.items()}
+        result: dict[Key, dict[str, Any]] = {}
+        for key, (counts, total, total_sum) in raw.items():
+            cumulative, running = [], 0
+            for bound, n in zip(LATENCY_BUCKETS + (float("inf"),), counts):
+                running += n
+                cumulative.append((bound, running))
+            result[key] = {"buckets": cumulative, "count": total, "sum_s": total_sum}
+        return result
+
+    def cameras(self) -> list[str]:
+        """Camera labels seen in counters or latencies, sorted."""
+        with self._lock:
+            labels = {label for (_, label) in self._counters} | {label for (_, label) in self._latency}
+        return sorted(label for label in labels if label)
 
     def counters(self) -> dict[Key, float]:
         with self._lock:
