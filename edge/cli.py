@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 
 # Modules exposing register(subparsers) for their own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "edge.backup.commands",
     "edge.doctor_commands",
     "edge.pipeline.commands",
+    "edge.pipeline.flow_commands",
+    "edge.web.commands",
 )
 
 

@@ -77,6 +77,7 @@ CAMERA = Item(
         "height": _f(INT, nullable=True, minimum=1),
         "stall_timeout_s": _f(NUM, minimum=0.1),
         "backend": _f(STR, choices=("auto", "ffmpeg", "gstreamer", "v4l2")),
+        "reconnect_max_s": _f(NUM, minimum=0.1),
     },
     required=("name", "source"),
     defaults={
@@ -88,6 +89,7 @@ CAMERA = Item(
         "height": None,
         "stall_timeout_s": 10.0,
         "backend": "auto",
+        "reconnect_max_s": 30.0,
     },
 )
 
@@ -97,6 +99,7 @@ BACKUP_TARGET = Item(
         "type": _f(STR, choices=("local", "usb", "smb", "mounted")),
         "enabled": _f(BOOL),
         "path": _f(STR, path=True),
+        "subdir": _f(STR, nullable=True),
         "label": _f(STR, nullable=True),
         "uuid": _f(STR, nullable=True),
         "server": _f(STR),
@@ -156,6 +159,8 @@ SCHEMA: dict[str, Any] = {
         "keepalive_s": _f(INT, minimum=5),
         "outbox_max_age_s": _f(NUM, minimum=0),
         "outbox_max_count": _f(INT, minimum=1),
+        "max_inflight": _f(INT, minimum=1),
+        "discovery": _f(BOOL),
     },
     "telemetry": {
         "interval_s": _f(NUM, minimum=1),
@@ -433,6 +438,16 @@ def _check_semantics(data: dict[str, Any], label: str) -> None:
     enc = data["backup"]["encrypt"]
     if enc["enabled"] and not (enc["passphrase"] or enc["key_file"]):
         raise ConfigError(f"{label}: key backup.encrypt: enabled needs a passphrase or a key_file")
+    from edge.backup.schedule import ScheduleError, parse_schedule
+
+    try:
+        parse_schedule(data["backup"]["schedule"])
+    except ScheduleError as exc:
+        raise ConfigError(f"{label}: key backup.schedule: {exc}") from None
+    for i, target in enumerate(data["backup"]["targets"]):
+        subdir = target.get("subdir")
+        if subdir and (subdir.startswith("/") or ".." in subdir.split("/")):
+            raise ConfigError(f"{label}: key backup.targets[{i}].subdir: must be a relative path without '..'")
 
 
 def _apply_item_defaults(node: Any, spec: Any) -> None:

@@ -52,14 +52,27 @@ def migrate_database(settings: Settings) -> int:
 def build_components(ctx: ServiceContext) -> list[Component]:
     """The service's parts, in start order. Each later issue adds its part here."""
     components: list[Component] = []
+    from edge.pipeline.service import Pipeline  # first: the others read ctx.pipeline
+
+    components.append(Pipeline(ctx))
     from edge.telemetry.component import Telemetry  # reads the other parts from ctx lazily
 
     components.append(Telemetry(ctx))
+    from edge.backup.manager import BackupManager  # after pipeline and telemetry
+    from edge.backup.scheduler import BackupScheduler
+
+    ctx.backups = BackupManager(ctx.settings, ctx.device_id, bus=ctx.bus, metrics=ctx.metrics)
+    components.append(BackupScheduler(ctx.backups))
     # MQTT after pipeline/telemetry/backups (it reads them from ctx), before web.
     if ctx.settings["mqtt.enabled"]:
         from edge.mqtt.publisher import MqttPublisher
 
         components.append(MqttPublisher(ctx))
+    # Web last: it only reads the other parts (sets ctx.web when it listens).
+    if ctx.settings["web.enabled"]:
+        from edge.web.server import WebServer
+
+        components.append(WebServer(ctx))
     return components
 
 
@@ -94,6 +107,9 @@ class Service:
         device_id = resolve_device_id(settings["device.id"], settings.data_dir)
         log.info("facepro starting: device %s (%s), data dir %s", device_id, settings["device.name"],
                  settings.data_dir)
+        from edge.backup.restore import recover_interrupted_restore
+
+        recover_interrupted_restore(settings)  # a restore cut short: finish it or discard it
         schema_version = migrate_database(settings)
         self.ctx = ServiceContext(settings=settings, device_id=device_id)
         self.ctx.metrics.set("schema_version", schema_version)

@@ -10,7 +10,7 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -58,24 +58,48 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[s
         conn.execute("COMMIT")
 
 
-def online_backup(source: sqlite3.Connection, dest_path: str | os.PathLike[str], pages: int = 256) -> None:
+def online_backup(
+    source: sqlite3.Connection,
+    dest_path: str | os.PathLike[str],
+    pages: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Copy a live database to ``dest_path`` with SQLite's online backup API.
 
     Written to a temporary name, fsynced and renamed, so ``dest_path`` either holds a
     complete snapshot or does not exist. Copies ``pages`` at a time so writers are not
     held off for the whole copy.
+
+    Unless ``source`` is already inside a transaction, a read transaction is held on it
+    for the whole copy: every step then reads the same snapshot (in WAL mode other
+    connections keep committing meanwhile), and the copy is not restarted each time
+    another connection writes, which under a steady writer would never finish.
+    ``progress(remaining_pages, total_pages)`` is called after each step. ``source`` must
+    not be shared with other threads during the copy.
     """
     dest = Path(dest_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
     if tmp.exists():
         tmp.unlink()
+    began = False
+    if not source.in_transaction:
+        source.execute("BEGIN DEFERRED")
+        source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # starts the read snapshot
+        began = True
     target = sqlite3.connect(str(tmp), isolation_level=None)
     try:
-        source.backup(target, pages=pages)
+        source.backup(target, pages=pages,
+                      progress=(lambda _status, remaining, total: progress(remaining, total)) if progress else None)
         target.execute("PRAGMA journal_mode = DELETE")
-    finally:
+    except BaseException:
         target.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if began and source.in_transaction:
+            source.execute("COMMIT")
+    target.close()
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,0 +1,295 @@
+"""``facepro backup ...`` and ``facepro export ...``."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import stat
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from edge.cli import CliError, get_settings, print_json
+
+
+def _manager(args: argparse.Namespace) -> Any:
+    from edge.backup.manager import BackupManager
+    from edge.device_id import resolve_device_id
+
+    settings = get_settings(args)
+    device_id = resolve_device_id(settings["device.id"], settings.data_dir)
+    return BackupManager(settings, device_id)
+
+
+def _errors():
+    from edge.backup.manager import BackupError
+
+    return BackupError
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(size)
+
+
+def _progress_printer(enabled: bool):
+    if not enabled or not sys.stderr.isatty():
+        return None
+    state = {"last": ""}
+
+    def show(fraction: float, message: str) -> None:
+        line = f"\r{fraction * 100:5.1f}% {message[:60]:<60}"
+        if line != state["last"]:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            state["last"] = line
+
+    return show
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    try:
+        result = manager.create(target=args.target, include=args.include, progress=_progress_printer(not args.json))
+    except _errors() as exc:
+        raise CliError(str(exc), 2 if str(exc).startswith(("--include", "no backup target")) else 1) from None
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\n")
+    if args.json:
+        print_json(result)
+    else:
+        for entry in result["targets"]:
+            if entry["ok"]:
+                print(f"ok: {result['name']} ({_human(result['size'])}) written to {entry['target']} and verified")
+            else:
+                print(f"FAILED: {entry['target']}: {entry['error']}")
+    if not result["ok"]:
+        raise CliError("backup failed on " + ", ".join(e["target"] for e in result["targets"] if not e["ok"]), 1)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    try:
+        items = manager.list(target=args.target)
+    except _errors() as exc:
+        raise CliError(str(exc), 1) from None
+    if args.json:
+        print_json(items)
+        return 0
+    if not items:
+        print("no backups")
+    for item in items:
+        if item.get("error"):
+            print(f"{item['target']:<12} UNAVAILABLE: {item['error']}")
+        else:
+            flag = " encrypted" if item["encrypted"] else ""
+            print(f"{item['target']:<12} {item['name']}  {_human(item['size']):>10}  {item['created_at']}{flag}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    try:
+        result = manager.verify(args.archive, target=args.target, key_file=args.key_file)
+    except _errors() as exc:
+        raise CliError(str(exc), 1) from None
+    if args.json:
+        print_json(result)
+    else:
+        m = result["manifest"]
+        print(f"ok: {result['archive']}: {result['members']} member(s) match their checksums; "
+              f"created {m.get('created_at')} on {m.get('device_id')}, schema {m.get('schema_version')}, "
+              f"includes {', '.join(m.get('includes', []))}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("restore replaces the current data (a pre-restore backup is taken first); "
+                           "pass --yes to confirm", 2)
+        answer = input(f"Restore {args.archive} over the data in {manager.data_dir}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CliError("restore cancelled", 1)
+    try:
+        result = manager.restore(args.archive, include=args.include, target=args.target, key_file=args.key_file,
+                                 progress=_progress_printer(not args.json))
+    except _errors() as exc:
+        raise CliError(str(exc), 1) from None
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\n")
+    if args.json:
+        print_json(result)
+    else:
+        print(f"ok: restored {', '.join(result['restored'])} from {result['archive']} "
+              f"(backup of {result['backup_created_at']}); previous state saved in "
+              f"{result.get('pre_restore_backup') or '(nothing to save)'}")
+        if result.get("migrated"):
+            print(f"database migrated forward: {', '.join(f'{v:03d}' for v in result['migrated'])}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    try:
+        removed = manager.prune(target=args.target, keep=args.keep)
+    except _errors() as exc:
+        raise CliError(str(exc), 2 if str(exc).startswith(("--keep", "no backup target")) else 1) from None
+    for target, names in removed.items():
+        print(f"{target}: removed {len(names)} archive(s)" + "".join(f"\n  {n}" for n in names))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    status = manager.last_status()
+    status["recent"] = manager.store.recent(10)
+    if args.json:
+        print_json(status)
+        return 0
+    print(f"schedule:      {status['schedule'] or 'off'} (next due {status['next_due_at'] or '-'})")
+    print(f"last success:  {status['last_success_at'] or 'never'}")
+    print(f"last attempt:  {status['last_attempt_at'] or 'never'} {status['last_result'] or ''}")
+    if status["last_error"]:
+        print(f"last error:    {status['last_error']}")
+    for missing in status["targets_missing"]:
+        print(f"MISSING:       {missing['detail']}")
+    if status["overdue"]:
+        print("OVERDUE")
+    return 0
+
+
+def _write_atomic_via(path: Path, writer) -> None:
+    path = path.absolute()
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory", 2)
+    if not path.parent.is_dir():
+        raise CliError(f"{path.parent}: directory does not exist", 2)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def cmd_export_faces(args: argparse.Namespace) -> int:
+    settings = get_settings(args)
+    faces = settings.data_dir / "faces"
+    people: list[dict[str, Any]] = []
+    if settings.db_path.exists():
+        from edge.db.connection import connect
+
+        conn = connect(settings.db_path, readonly=True)
+        try:
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(face_encodings)")}
+            image = "f.image_path" if "image_path" in cols else "NULL"
+            rows = conn.execute(f"SELECT u.id, u.name, f.id AS encoding_id, {image} AS image_path "
+                                "FROM users u LEFT JOIN face_encodings f ON f.user_id = u.id ORDER BY u.id, f.id")
+            by_user: dict[int, dict[str, Any]] = {}
+            for row in rows:
+                person = by_user.setdefault(row["id"], {"id": row["id"], "name": row["name"], "images": []})
+                if row["image_path"]:
+                    person["images"].append("faces/" + row["image_path"])
+            people = list(by_user.values())
+        finally:
+            conn.close()
+    count = 0
+
+    def write(fh) -> None:
+        nonlocal count
+        with zipfile.ZipFile(fh, "w") as zf:
+            if faces.is_dir():
+                for path in sorted(faces.rglob("*")):
+                    if path.is_file() and not path.is_symlink():
+                        zf.write(path, "faces/" + path.relative_to(faces).as_posix(), compress_type=zipfile.ZIP_STORED)
+                        count += 1
+            info = zipfile.ZipInfo("people.json")
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, json.dumps(people, indent=2), compress_type=zipfile.ZIP_DEFLATED)
+
+    _write_atomic_via(Path(args.out), write)
+    print(f"ok: {count} face image(s) of {len(people)} person(s) exported to {args.out}")
+    return 0
+
+
+def cmd_export_settings(args: argparse.Namespace) -> int:
+    settings = get_settings(args)
+    data = json.dumps(settings.redacted(), indent=2).encode() + b"\n"
+    _write_atomic_via(Path(args.out), lambda fh: fh.write(data))
+    print(f"ok: effective settings (secrets masked) exported to {args.out}")
+    return 0
+
+
+def _include(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in parts if p not in ("db", "faces", "settings")]
+    if bad or not parts:
+        raise argparse.ArgumentTypeError(f"{value!r}: use a comma-separated list of db, faces, settings")
+    return parts
+
+
+def register(subparsers: Any) -> None:
+    backup = subparsers.add_parser("backup", help="create, list, verify, restore and prune backups")
+    sub = backup.add_subparsers(dest="backup_command", metavar="ACTION", parser_class=type(backup))
+    sub.required = True
+
+    p = sub.add_parser("create", help="write a backup to every enabled target (or --target)")
+    p.add_argument("--target", metavar="NAME", help="only this target from backup.targets")
+    p.add_argument("--include", type=_include, metavar="PARTS", help="db,faces,settings (default: backup.include)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("list", help="archives on the targets")
+    p.add_argument("--target", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="check an archive completely (decryption, manifest, checksums)")
+    p.add_argument("archive", metavar="ARCHIVE", help="a path, or a name on --target")
+    p.add_argument("--target", metavar="NAME", help="ARCHIVE is a name on this target")
+    p.add_argument("--key-file", metavar="PATH", help="key file to decrypt with (default: backup.encrypt)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("restore", help="verify, back up the current state, then restore an archive")
+    p.add_argument("archive", metavar="ARCHIVE", help="a path, or a name on --target")
+    p.add_argument("--target", metavar="NAME", help="ARCHIVE is a name on this target")
+    p.add_argument("--include", type=_include, metavar="PARTS", help="db,faces,settings (default: all in the archive)")
+    p.add_argument("--key-file", metavar="PATH", help="key file to decrypt with (default: backup.encrypt)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("prune", help="apply retention (never removes the last good backup)")
+    p.add_argument("--target", metavar="NAME")
+    p.add_argument("--keep", type=int, metavar="N", help="keep the N newest (default: target keep / backup.keep)")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("status", help="last backup, schedule, missing targets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    export = subparsers.add_parser("export", help="export enrolled faces or settings")
+    esub = export.add_subparsers(dest="export_command", metavar="WHAT", parser_class=type(export))
+    esub.required = True
+    p = esub.add_parser("faces", help="enrolled face images and who they belong to, as a ZIP")
+    p.add_argument("out", metavar="OUT.zip")
+    p.set_defaults(func=cmd_export_faces)
+    p = esub.add_parser("settings", help="the effective settings as JSON (secrets masked)")
+    p.add_argument("out", metavar="OUT.json")
+    p.set_defaults(func=cmd_export_settings)

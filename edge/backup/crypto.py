@@ -1,0 +1,169 @@
+"""Encrypted archive container: AES-256-GCM in authenticated chunks, key from scrypt.
+
+Layout of an encrypted archive (``.zip.enc``)::
+
+    b"FPBKENC1" | uint32 header length | header (JSON) | chunk 0 | chunk 1 | ... | final chunk
+
+The header holds the KDF parameters and salt, the cipher, the chunk size, a random
+7-byte nonce prefix and a key-check tag. Each chunk is ``chunk_size`` bytes of plaintext
+(the final one shorter, possibly empty) sealed with AES-GCM under the nonce
+``prefix | counter (4 bytes) | last (1 byte)`` and the header bytes as associated data
+(the STREAM construction): reordering, dropping, truncating or appending chunks, or
+touching the header, fails authentication. Memory use is one chunk, whatever the size.
+
+The key is scrypt(passphrase or key-file bytes, salt, n=2**15, r=8, p=1): salted and slow,
+so a stolen archive cannot be brute-forced cheaply. A wrong key is detected by the
+key-check tag before any data is decrypted and reported as such; a damaged archive
+fails on the chunk that is damaged.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+MAGIC = b"FPBKENC1"
+CHUNK_SIZE = 1 << 20
+TAG = 16
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
+_CHECK_AAD = b"facepro backup key check"
+MAX_HEADER = 4096
+
+
+class CryptoError(Exception):
+    """Decryption failed; the message says whether the key is wrong or the data damaged."""
+
+
+class KeySource:
+    """A passphrase or a key file, turned into a key per archive salt."""
+
+    def __init__(self, passphrase: str | None = None, key_file: str | Path | None = None) -> None:
+        if not passphrase and not key_file:
+            raise ValueError("an encryption key needs a passphrase or a key file")
+        self.passphrase = passphrase
+        self.key_file = Path(key_file) if key_file else None
+
+    def secret(self) -> bytes:
+        if self.key_file is not None:
+            try:
+                data = self.key_file.read_bytes()
+            except OSError as exc:
+                raise CryptoError(f"{self.key_file}: cannot read key file: {exc.strerror}") from exc
+            if len(data.strip()) < 16:
+                raise CryptoError(f"{self.key_file}: key file is too short (at least 16 bytes)")
+            return data.strip()
+        assert self.passphrase is not None
+        return self.passphrase.encode("utf-8")
+
+    def derive(self, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self.secret())
+
+
+def is_encrypted(path: str | Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(MAGIC)) == MAGIC
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    return prefix + struct.pack(">I", counter) + (b"\x01" if last else b"\x00")
+
+
+def encrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Encrypt everything readable from ``src`` into ``dst``."""
+    salt = os.urandom(16)
+    prefix = os.urandom(7)
+    key = keys.derive(salt)
+    aead = AESGCM(key)
+    check = aead.encrypt(_nonce(prefix, 0xFFFFFFFF, True), b"", _CHECK_AAD)
+    header_json = json.dumps({
+        "cipher": "AES-256-GCM", "kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
+        "salt": base64.b64encode(salt).decode(), "nonce_prefix": base64.b64encode(prefix).decode(),
+        "chunk_size": CHUNK_SIZE, "key_check": base64.b64encode(check).decode(),
+    }, sort_keys=True).encode()
+    header = MAGIC + struct.pack(">I", len(header_json)) + header_json
+    dst.write(header)
+    counter = 0
+    while True:
+        chunk = _read_full(src, CHUNK_SIZE)
+        last = len(chunk) < CHUNK_SIZE  # a full chunk is never the last: an empty one follows
+        if counter >= 0xFFFFFFFF:
+            raise CryptoError("archive too large for one encrypted stream")
+        dst.write(aead.encrypt(_nonce(prefix, counter, last), chunk, header))
+        if progress:
+            progress(len(chunk))
+        counter += 1
+        if last:
+            break
+
+
+def _read_full(src: BinaryIO, size: int) -> bytes:
+    parts: list[bytes] = []
+    left = size
+    while left:
+        part = src.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource, label: str = "archive",
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Decrypt ``src`` into ``dst``; raises :class:`CryptoError` with a clear reason."""
+    magic = src.read(len(MAGIC))
+    if magic != MAGIC:
+        raise CryptoError(f"{label}: not an encrypted facepro backup")
+    raw_len = src.read(4)
+    if len(raw_len) != 4:
+        raise CryptoError(f"{label}: truncated encryption header")
+    (length,) = struct.unpack(">I", raw_len)
+    if length > MAX_HEADER:
+        raise CryptoError(f"{label}: corrupted encryption header")
+    header_json = src.read(length)
+    try:
+        meta = json.loads(header_json)
+        if meta["cipher"] != "AES-256-GCM" or meta["kdf"] != "scrypt":
+            raise CryptoError(f"{label}: unsupported cipher {meta['cipher']!r} / kdf {meta['kdf']!r}")
+        salt = base64.b64decode(meta["salt"])
+        prefix = base64.b64decode(meta["nonce_prefix"])
+        check = base64.b64decode(meta["key_check"])
+        chunk_size = int(meta["chunk_size"])
+        n, r, p = int(meta["n"]), int(meta["r"]), int(meta["p"])
+    except CryptoError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CryptoError(f"{label}: corrupted encryption header") from exc
+    if len(prefix) != 7 or not 1024 <= chunk_size <= 64 << 20 or n > 1 << 20 or r > 32 or p > 16:
+        raise CryptoError(f"{label}: corrupted encryption header")
+    header = MAGIC + raw_len + header_json
+    aead = AESGCM(keys.derive(salt, n, r, p))
+    try:
+        aead.decrypt(_nonce(prefix, 0xFFFFFFFF, True), check, _CHECK_AAD)
+    except InvalidTag:
+        raise CryptoError(f"{label}: wrong passphrase or key file (the key check failed)") from None
+    counter = 0
+    while True:
+        block = _read_full(src, chunk_size + TAG)
+        last = len(block) < chunk_size + TAG
+        try:
+            plain = aead.decrypt(_nonce(prefix, counter, last), block, header)
+        except InvalidTag:
+            what = "truncated or damaged" if last else "damaged"
+            raise CryptoError(f"{label}: encrypted data is {what} (chunk {counter} failed authentication)") from None
+        dst.write(plain)
+        if progress:
+            progress(len(plain))
+        counter += 1
+        if last:
+            break
+    if src.read(1):
+        raise CryptoError(f"{label}: unexpected data after the final encrypted chunk")

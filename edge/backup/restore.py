@@ -1,0 +1,296 @@
+"""Restore: verify everything in a staging area, then switch over through a journal.
+
+Order (each step either repeatable or before the commit point):
+
+1. the archive is decrypted, every member checked against the manifest and extracted into
+   ``<data_dir>/.restore/`` (nothing outside it is written; unsafe members are refused);
+2. a database newer than the code is refused; an older one is migrated forward *in
+   staging* and ``integrity_check``-ed there; settings are merged and validated there;
+3. a pre-restore backup of the current state goes to ``<data_dir>/backups/pre-restore/``;
+4. COMMIT POINT: ``<data_dir>/restore.journal`` is written (temp, fsync, rename, fsync dir);
+5. roll forward: the database is copied into the live file with SQLite's backup API (one
+   transaction: readers see the old or the new database), the faces directory is swapped
+   by two renames, the settings file replaced by rename; then the journal is removed.
+
+Power loss or SIGKILL before 4 leaves the old state (the staging area is discarded at the
+next start); after 4 every start (``facepro run`` and every backup command) repeats step 5
+until it completes, so the data dir ends up entirely new, never a mix.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from edge.backup import archive as arc
+from edge.backup import crypto
+from edge.config import ConfigError, Settings, load_settings
+from edge.db.connection import connect, fsync_dir
+from edge.db.migrator import MigrationError, Migrator
+
+if TYPE_CHECKING:
+    from edge.backup.manager import BackupManager
+
+log = logging.getLogger(__name__)
+
+RESTORE_DIR = ".restore"
+JOURNAL = "restore.journal"
+MASK = "***"
+DEVICE_OWN_SECTIONS = ("paths", "database")  # the device's own layout survives a settings restore
+
+Progress = Callable[[float, str], None]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def recover_interrupted_restore(settings: Settings) -> str | None:
+    """Finish (journal present) or discard (no journal) a restore cut short. Returns what it did.
+
+    Called at boot before migrations and by every backup command. The caller must hold
+    the backup lock or be the only process (boot).
+    """
+    data_dir = settings.data_dir
+    journal_path = data_dir / JOURNAL
+    staging = data_dir / RESTORE_DIR
+    if journal_path.exists():
+        journal = json.loads(journal_path.read_text())
+        log.warning("completing an interrupted restore of %s", journal.get("archive"))
+        _apply(settings, journal)
+        return "completed"
+    if staging.exists():
+        log.warning("discarding the staging area of an interrupted restore (nothing was changed)")
+        shutil.rmtree(staging, ignore_errors=True)
+        return "discarded"
+    return None
+
+
+def _apply(settings: Settings, journal: dict[str, Any]) -> None:
+    """Step 5, idempotent: repeating it after a crash at any point converges to the new state."""
+    data_dir = settings.data_dir
+    staging = data_dir / RESTORE_DIR
+    content = staging / "content"
+    parts = journal["parts"]
+    if "db" in parts:
+        staged = content / arc.DB_MEMBER
+        _copy_db_into_live(staged, settings.db_path, settings.get("database.busy_timeout_ms", 5000))
+    if "faces" in parts:
+        live, new, old = data_dir / "faces", content / "faces", staging / "faces.old"
+        if new.exists():
+            if live.exists():
+                if old.exists():
+                    shutil.rmtree(old)
+                os.rename(live, old)
+            os.rename(new, live)
+            fsync_dir(data_dir)
+    if "settings" in parts and journal.get("settings_dest"):
+        prepared = staging / "settings.prepared.json"
+        if prepared.exists():
+            _write_atomic(Path(journal["settings_dest"]), prepared.read_bytes())
+            prepared.unlink()
+    (data_dir / JOURNAL).unlink()
+    fsync_dir(data_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_db_into_live(staged: Path, live_path: Path, busy_timeout_ms: int) -> None:
+    src = connect(staged, busy_timeout_ms=busy_timeout_ms)
+    dst = connect(live_path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        src_page = src.execute("PRAGMA page_size").fetchone()[0]
+        dst_page = dst.execute("PRAGMA page_size").fetchone()[0]
+        if src_page != dst_page and dst.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            dst.execute("PRAGMA journal_mode = DELETE")
+        # One step: the whole copy is a single write transaction on the live database.
+        src.backup(dst, pages=-1)
+        dst.execute("PRAGMA journal_mode = WAL")
+        result = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise RuntimeError(f"{live_path}: integrity_check after restore failed: {result}")
+    finally:
+        src.close()
+        dst.close()
+
+
+def _merge_settings(backup: Any, current: Any) -> Any:
+    """The backup's settings with masked secrets taken from the current file (or null)."""
+    if isinstance(backup, dict):
+        cur = current if isinstance(current, dict) else {}
+        return {k: _merge_settings(v, cur.get(k)) for k, v in backup.items()}
+    if isinstance(backup, list):
+        cur_list = current if isinstance(current, list) else []
+        by_name = {c.get("name"): c for c in cur_list if isinstance(c, dict) and c.get("name")}
+        merged = []
+        for i, item in enumerate(backup):
+            match = by_name.get(item.get("name")) if isinstance(item, dict) else None
+            if match is None and i < len(cur_list):
+                match = cur_list[i] if not isinstance(item, dict) or not item.get("name") else None
+            merged.append(_merge_settings(item, match))
+        return merged
+    if backup == MASK:
+        return current if current != MASK else None
+    return backup
+
+
+def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging: Path) -> str | None:
+    """Write the merged, validated settings into staging; returns the destination path."""
+    dest = settings.source
+    if dest is None:
+        raise RestoreError("settings: this facepro runs without a device settings file (--config), "
+                           "so there is nothing to restore the settings into; use --include db,faces")
+    assert verified.settings_path is not None
+    try:
+        backup = json.loads(verified.settings_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RestoreError(f"settings.json in the archive is not valid JSON: {exc.msg}") from None
+    current: dict[str, Any] = {}
+    if Path(dest).is_file():
+        with contextlib.suppress(json.JSONDecodeError, OSError):
+            current = json.loads(Path(dest).read_text(encoding="utf-8"))
+    merged = _merge_settings(backup, current)
+    for section in DEVICE_OWN_SECTIONS:
+        if section in current:
+            merged[section] = current[section]
+        else:
+            merged.pop(section, None)
+    prepared = staging / "settings.prepared.json"
+    check = Path(dest).parent / f".{Path(dest).name}.restore-check"
+    text = json.dumps(merged, indent=2) + "\n"
+    try:
+        check.write_text(text)  # beside the destination so relative paths resolve the same way
+        load_settings(check, env={})
+    except ConfigError as exc:
+        raise RestoreError(f"the archive's settings are not valid for this facepro: {exc}") from None
+    finally:
+        check.unlink(missing_ok=True)
+    prepared.write_text(text)
+    return str(dest)
+
+
+class RestoreError(Exception):
+    """The restore was refused or failed before anything changed."""
+
+
+def restore_archive(manager: "BackupManager", archive: str | Path, includes: list[str] | None, *,
+                    target: str | None = None, key_file: str | Path | None = None,
+                    progress: Progress | None = None, pre_backup: bool = True) -> dict[str, Any]:
+    from edge.backup.manager import BackupError
+
+    report = progress or (lambda _f, _m: None)
+    settings = manager.settings
+    data_dir = manager.data_dir
+    started = time.monotonic()
+    label = str(archive)
+    with manager.exclusive():
+        recover_interrupted_restore(settings)
+        staging = data_dir / RESTORE_DIR
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            path, label = manager.resolve_archive(archive, staging / "download", target)
+            report(0.0, "verifying the archive")
+            verified = arc.verify_archive(path, staging, manager.read_keys(key_file), extract=True,
+                                          progress=lambda f, m: report(0.4 * f, m), label=label)
+            shutil.rmtree(staging / "download", ignore_errors=True)
+            manifest = verified.manifest
+            available = set(manifest["includes"])
+            wanted = includes if includes is not None else [p for p in arc.PARTS if p in available]
+            missing = [p for p in wanted if p not in available]
+            if missing:
+                raise RestoreError(f"{label}: the archive does not contain {', '.join(missing)} "
+                                   f"(it has {', '.join(manifest['includes']) or 'nothing'})")
+            if not wanted:
+                raise RestoreError(f"{label}: nothing to restore")
+            result: dict[str, Any] = {"ok": False, "archive": label, "restored": wanted,
+                                      "backup_created_at": manifest.get("created_at"),
+                                      "backup_device_id": manifest.get("device_id"),
+                                      "schema_version": manifest.get("schema_version")}
+            if "db" in wanted:
+                report(0.45, "checking the database")
+                result["migrated"] = _prepare_db(verified, label, staging)
+            if "faces" in wanted:
+                verified.faces_dir.mkdir(exist_ok=True)  # an empty faces/ restores as empty
+            settings_dest = _prepare_settings(settings, verified, staging) if "settings" in wanted else None
+            if pre_backup:
+                report(0.55, "backing up the current state")
+                result["pre_restore_backup"] = _pre_restore_backup(manager)
+            journal = {"version": 1, "archive": label, "parts": wanted, "settings_dest": settings_dest,
+                       "created_at": manifest.get("created_at")}
+            report(0.8, "switching over")
+            test_pause_hook("restore-before-commit")
+            _write_atomic(data_dir / JOURNAL, json.dumps(journal).encode())  # the commit point
+            test_pause_hook("restore-committed")
+            _apply(settings, journal)
+        except (arc.ArchiveError, crypto.CryptoError, RestoreError, MigrationError, BackupError) as exc:
+            if not (data_dir / JOURNAL).exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            manager.store.record("restore", "failed", archive=Path(label).name, error=str(exc),
+                                 duration_s=time.monotonic() - started, includes=includes)
+            raise BackupError(str(exc)) from exc
+        except BaseException:
+            if not (data_dir / JOURNAL).exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+    result["ok"] = True
+    result["duration_s"] = round(time.monotonic() - started, 3)
+    manager.store.record("restore", "ok", archive=Path(label).name, duration_s=result["duration_s"],
+                         includes=wanted)
+    report(1.0, "done")
+    log.info("restored %s from %s", ", ".join(wanted), label)
+    return result
+
+
+def test_pause_hook(stage: str) -> None:
+    from edge.backup.manager import test_pause
+
+    test_pause(stage)
+
+
+def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path) -> list[int]:
+    staged = verified.db_path
+    assert staged is not None
+    with Migrator(staged, snapshot_dir=staging / "pre-migrate") as migrator:
+        version = migrator.current_version()
+        if version > migrator.latest_version:
+            raise RestoreError(f"{label}: the backup's database schema ({version:03d}) is newer than this "
+                               f"facepro ({migrator.latest_version:03d}); upgrade facepro first")
+        integrity = migrator.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            raise RestoreError(f"{label}: the backup's database fails integrity_check: {integrity}")
+        applied = migrator.migrate()
+        migrator.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.rmtree(staging / "pre-migrate", ignore_errors=True)
+    return applied
+
+
+def _pre_restore_backup(manager: "BackupManager") -> str | None:
+    parts = []
+    if manager.db_path.exists():
+        parts.append("db")
+    if (manager.data_dir / "faces").is_dir():
+        parts.append("faces")
+    if manager.settings.source is not None:
+        parts.append("settings")
+    if not parts:
+        return None
+    t = manager.pre_restore_target()
+    result = manager._create_locked([t], parts, None, record=False)
+    if not result["ok"]:
+        raise RestoreError(f"the pre-restore backup failed, nothing was changed: {'; '.join(result['errors'])}")
+    # keep the newest few pre-restore archives
+    items = t.backups()
+    for item in items[: max(0, len(items) - (t.keep or 3))]:
+        t.remove(item["name"])
+    return str(t.local_path(result["name"]))
