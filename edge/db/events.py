@@ -1,0 +1,116 @@
+"""The ``events`` table: insert recognition events, list them, and apply retention.
+
+``created_at`` is UTC in SQLite's ``YYYY-MM-DD HH:MM:SS`` form; ``snapshot_path`` is relative
+to the data directory (``snapshots/...``) or NULL when no snapshot was kept.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
+
+COLUMNS = ("id", "event_type", "object_label", "confidence", "snapshot_path", "identification_method",
+           "camera_name", "created_at")
+
+
+def db_timestamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_from_db(value: str | None) -> str | None:
+    """``YYYY-MM-DD HH:MM:SS`` (UTC) -> ``YYYY-MM-DDTHH:MM:SSZ``."""
+    if not value:
+        return None
+    return value.replace(" ", "T") + ("" if value.endswith("Z") else "Z")
+
+
+class EventStore:
+    """One connection, shared by the threads that record events (serialised by a lock)."""
+
+    def __init__(self, db_path: str | os.PathLike[str], busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        self.db_path = db_path
+        self._conn = connect(db_path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "EventStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def insert(self, event_type: str, object_label: str, confidence: float, camera_name: str,
+               snapshot_path: str | None, created_at: float, method: str = "face") -> int:
+        with self._lock, transaction(self._conn):
+            cur = self._conn.execute(
+                "INSERT INTO events (event_type, object_label, confidence, snapshot_path, identification_method,"
+                " camera_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
+                 db_timestamp(created_at)))
+            return int(cur.lastrowid)
+
+    def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,
+             event_type: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        where, args = [], []
+        if camera is not None:
+            where.append("camera_name = ?")
+            args.append(camera)
+        if person is not None:
+            where.append("object_label = ?")
+            args.append(person)
+        if event_type is not None:
+            where.append("event_type = ?")
+            args.append(event_type)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [dict(row) for row in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def delete_older_than(self, cutoff: float) -> list[str]:
+        """Delete events created before ``cutoff`` (unix time); returns their snapshot paths."""
+        stamp = db_timestamp(cutoff)
+        with self._lock, transaction(self._conn):
+            paths = [r[0] for r in self._conn.execute(
+                "SELECT snapshot_path FROM events WHERE created_at < ? AND snapshot_path IS NOT NULL", (stamp,))]
+            self._conn.execute("DELETE FROM events WHERE created_at < ?", (stamp,))
+        return paths
+
+    def oldest_snapshots(self, limit: int) -> list[tuple[int, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, snapshot_path FROM events WHERE snapshot_path IS NOT NULL ORDER BY id LIMIT ?",
+                (int(limit),)).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def clear_snapshots(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._lock, transaction(self._conn):
+            self._conn.executemany("UPDATE events SET snapshot_path = NULL WHERE id = ?", [(i,) for i in ids])
+
+    def snapshot_paths(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT snapshot_path FROM events WHERE snapshot_path IS NOT NULL")}
+
+
+def open_event_store(db_path: str | os.PathLike[str], busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> EventStore:
+    try:
+        return EventStore(db_path, busy_timeout_ms)
+    except sqlite3.Error as exc:
+        raise sqlite3.OperationalError(f"{db_path}: cannot open the events database: {exc}") from exc

@@ -1,0 +1,301 @@
+"""The pipeline part of the service: model pack, cameras, inference worker, events, retention.
+
+:class:`Pipeline` is the component ``facepro run`` starts first. It registers itself as
+``ctx.pipeline`` and answers ``cameras_status()``, ``models_info()``, ``healthy()`` and
+``reload_gallery()`` for the other parts. :func:`process_file` runs the same stages once over
+a video file, every frame processed, for ``facepro process`` and the benchmark.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from edge.db.connection import connect
+from edge.db.events import EventStore
+from edge.events import EventSink
+from edge.pipeline.loop import Feed, InferenceLoop
+from edge.pipeline.ring import FrameRing, FrameSlot
+from edge.pipeline.sources import CameraSource, SourceError, iso_utc, open_capture
+
+log = logging.getLogger(__name__)
+
+GALLERY_POLL_S = 3.0
+RETENTION_INTERVAL_S = 600.0
+HOUSEKEEPING_TICK_S = 0.5
+STUCK_AFTER_S = 60.0
+
+
+def load_pack(settings: Any) -> Any:
+    """The model pack named by the settings; raises ``ModelPackError`` naming the dir/file."""
+    from edge.pipeline.pack import load_model_pack_from_settings
+
+    return load_model_pack_from_settings(settings)
+
+
+def load_gallery(conn: Any, pack: Any, max_queries: int = 16) -> Any:
+    """The enrolled embeddings made by ``pack``'s embedder (others are refused with a warning)."""
+    from edge.pipeline.gallery import Gallery
+
+    embedder = pack.embedder
+    return Gallery.load(conn, int(embedder.dim), str(embedder.backend), max_queries=max_queries)
+
+
+class Pipeline:
+    name = "pipeline"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.pack: Any = None
+        self._problems: dict[str, str] = {}
+        self.sources: list[CameraSource] = []
+        self.loop: InferenceLoop | None = None
+        self.store: EventStore | None = None
+        self.sink: EventSink | None = None
+        self._gallery_conn: Any = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        ctx.pipeline = self
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.settings
+        ctx = self.ctx
+        self.store = EventStore(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
+        self.sink = EventSink.from_settings(settings, self.store, bus=ctx.bus, metrics=ctx.metrics)
+        try:
+            self.pack = load_pack(settings)
+        except Exception as exc:  # ModelPackError names the directory and file
+            self._problems["models"] = str(exc)
+            log.error("model pack not loaded, cameras run without recognition: %s", exc)
+        gallery = None
+        if self.pack is not None:
+            self._gallery_conn = connect(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"],
+                                         check_same_thread=False)
+            gallery = self._load_gallery(self._gallery_conn)
+            self.loop = InferenceLoop(self.pack, self.sink, gallery=gallery, metrics=ctx.metrics,
+                                      det_threshold=settings["recognition.det_threshold"],
+                                      maintenance=self._poll_gallery, maintenance_interval_s=GALLERY_POLL_S)
+        ring_default = settings["pipeline.ring_size"]
+        for camera in settings["cameras"]:
+            if not camera.get("enabled", True):
+                log.info("camera %s is disabled", camera["name"])
+                continue
+            size = camera.get("ring_size") or ring_default
+            ring = FrameRing(max(int(size), 2), policy="latest",
+                             on_commit=self.loop.notify if self.loop is not None else None)
+            source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics)
+            if self.loop is not None:
+                self.loop.add_camera(source.name, ring)
+            self.sources.append(source)
+        if not self.sources:
+            log.warning("no camera configured (settings key cameras): nothing to process")
+        self._unsubscribe = ctx.bus.subscribe("enroll", lambda _payload: self.reload_gallery(wait=False))
+        for source in self.sources:
+            source.start()
+        if self.loop is not None:
+            self._spawn("inference", self.loop.run, self._stop)
+        self._spawn("pipeline-housekeeping", self._housekeeping)
+        log.info("pipeline started: %d camera(s), %s", len(self.sources),
+                 "recognition on" if self.loop is not None else "recognition OFF (no model pack)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for source in self.sources:
+            source.stop()
+        if self.loop is not None:
+            self.loop.notify()
+        for thread in self._threads:
+            thread.join(10)
+        if self._gallery_conn is not None:
+            self._gallery_conn.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("pipeline stopped")
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _housekeeping(self) -> None:
+        next_retention = time.monotonic()
+        while not self._stop.wait(HOUSEKEEPING_TICK_S):
+            now = time.monotonic()
+            for source in self.sources:
+                source.check_stall(now)
+            if now >= next_retention and self.sink is not None:
+                next_retention = now + RETENTION_INTERVAL_S
+                try:
+                    result = self.sink.retention.run()
+                    if result.get("events") or result.get("pruned_snapshots") or result.get("orphans"):
+                        log.info("retention: %s", result)
+                except Exception:
+                    log.exception("retention failed")
+
+    # -- gallery ---------------------------------------------------------------------------
+
+    def _load_gallery(self, conn: Any) -> Any:
+        try:
+            gallery = load_gallery(conn, self.pack, self.settings["pipeline.max_faces"])
+        except Exception as exc:  # e.g. enrolled embeddings of another dimension
+            self._problems["gallery"] = str(exc)
+            log.error("gallery not loaded, every face is unknown: %s", exc)
+            return None
+        self._problems.pop("gallery", None)
+        log.info("gallery loaded: %d embedding(s) of %d person(s)", len(gallery), len(gallery.people))
+        return gallery
+
+    def _poll_gallery(self) -> None:
+        """In the worker thread: pick up enrolments made by another process (``facepro enroll``)."""
+        loop = self.loop
+        if loop is None or self._gallery_conn is None:
+            return
+        if loop.gallery is None:
+            if "gallery" in self._problems:
+                loop.gallery = self._load_gallery(self._gallery_conn)
+            return
+        try:
+            loop.gallery = loop.gallery.reload_if_changed(self._gallery_conn)
+        except Exception as exc:
+            self._problems["gallery"] = str(exc)
+            log.error("gallery reload failed, keeping the previous one: %s", exc)
+
+    def reload_gallery(self, wait: bool = True) -> None:
+        """Reload the enrolled embeddings now (after an enrolment in this process)."""
+        if self.pack is None or self.loop is None:
+            return
+        conn = connect(self.settings.db_path, busy_timeout_ms=self.settings["database.busy_timeout_ms"])
+        try:
+            gallery = self._load_gallery(conn)
+        finally:
+            conn.close()
+        self.loop.gallery = gallery
+
+    # -- what the other parts read ---------------------------------------------------------
+
+    def cameras_status(self) -> list[dict[str, Any]]:
+        out = []
+        now = time.monotonic()
+        for source in self.sources:
+            status = source.status()
+            feed: Feed | None = self.loop.feed(source.name) if self.loop is not None else None
+            status["frames_processed"] = feed.frames_processed if feed else 0
+            status["faces"] = feed.faces if feed else 0
+            status["fps_processed"] = round(feed.processed_rate.rate(now), 2) if feed else 0.0
+            status["fps_capture"] = round(source.capture_rate.rate(now), 2)
+            out.append(status)
+        return out
+
+    def models_info(self) -> dict[str, Any]:
+        if self.pack is None:
+            return {"models_dir": str(self.settings.models_dir), "error": self._problems.get("models"),
+                    "detector": None, "embedder": None}
+        return self.pack.info()
+
+    def healthy(self) -> tuple[bool, list[str]]:
+        """Liveness, for the systemd watchdog: False only when a thread died or the worker is stuck.
+
+        An offline camera or a missing model pack is not unhealthy (a restart would not fix
+        it): those show in ``cameras_status()``, ``models_info()`` and ``problems()``.
+        """
+        problems: list[str] = []
+        if not self._threads:
+            return True, problems
+        threads = {t.name: t for t in self._threads}
+        if self.loop is not None:
+            worker = threads.get("inference")
+            if worker is None or not worker.is_alive():
+                problems.append("inference worker thread stopped")
+            elif time.monotonic() - self.loop.heartbeat > STUCK_AFTER_S:
+                problems.append(f"inference worker stuck on one frame for more than {STUCK_AFTER_S:.0f} s")
+        for source in self.sources:
+            if not source.running and not source.finished and not self._stop.is_set():
+                problems.append(f"camera {source.name}: capture thread stopped")
+        return (not problems, problems)
+
+    def problems(self) -> list[str]:
+        """Everything that degrades recognition now (for the status page and logs)."""
+        found = list(self._problems.values())
+        gallery = self.loop.gallery if self.loop is not None else None
+        if gallery is not None:
+            found.extend(getattr(gallery, "warnings", []))
+        if self.loop is not None and self.loop.error:
+            found.append(f"last frame error: {self.loop.error}")
+        for source in self.sources:
+            if not source.online:
+                found.append(f"camera {source.name} offline: {source.error or 'no frame yet'}")
+        return found
+
+
+def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: Any = None, bus: Any = None,
+                 metrics: Any = None, store: EventStore | None = None,
+                 frame_hook: Callable[[Feed, FrameSlot], None] | None = None,
+                 record_events: bool = True) -> dict[str, Any]:
+    """Run the pipeline once over ``video``: every frame processed, none dropped.
+
+    Raises SourceError naming the file when it is missing or cannot be decoded.
+    """
+    from edge.telemetry.metrics import Metrics
+
+    camera = {"name": camera_name, "source": str(video), "loop": False, "rate": "max", "stall_timeout_s": 30.0}
+    cap = open_capture(camera)  # fail fast with a clear error before loading models
+    ok, _ = cap.read()
+    cap.release()
+    if not ok:
+        raise SourceError(f"camera {camera_name!r} (source {str(video)!r}): no frame could be decoded from {video}")
+    metrics = metrics if metrics is not None else Metrics()
+    pack = pack if pack is not None else load_pack(settings)
+    own_store = store is None and record_events
+    if own_store:
+        store = EventStore(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
+    sink = EventSink.from_settings(settings, store, bus=bus, metrics=metrics) if record_events else None
+    try:
+        gallery_conn = connect(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
+        try:
+            gallery = load_gallery(gallery_conn, pack, settings["pipeline.max_faces"])
+        finally:
+            gallery_conn.close()
+        loop = InferenceLoop(pack, sink, gallery=gallery, metrics=metrics,
+                             det_threshold=settings["recognition.det_threshold"])
+        loop.frame_hook = frame_hook
+        ring = FrameRing(3, policy="lossless", on_commit=loop.notify)
+        loop.add_camera(camera_name, ring)
+        source = CameraSource(camera, ring, metrics=metrics, lossless=True)
+        t0 = time.perf_counter()
+        source.start()
+        loop.run_until_drained(lambda: not source.running)
+        elapsed = time.perf_counter() - t0
+        source.stop()
+        if source.frames_captured == 0:
+            raise SourceError(f"camera {camera_name!r}: no frame could be decoded from {video}")
+    finally:
+        if own_store and store is not None:
+            store.close()
+    stages = metrics.stage_stats()
+    events_by_person: dict[str, int] = dict(sink.counts) if sink is not None else {}
+    return {
+        "video": str(video),
+        "camera": camera_name,
+        "frames": source.frames_captured,
+        "frames_processed": loop.frames_processed,
+        "frames_dropped": ring.dropped,
+        "faces": loop.faces,
+        "events": sum(events_by_person.values()),
+        "events_by_person": events_by_person,
+        "seconds": round(elapsed, 3),
+        "fps": round(loop.frames_processed / elapsed, 2) if elapsed > 0 else 0.0,
+        "gallery_size": len(gallery) if gallery is not None else 0,
+        "stages": {name: {"count": s["count"], "mean_ms": round(1000 * s["sum_s"] / max(s["count"], 1), 3),
+                          "p50_ms": round(1000 * s["p50_s"], 3), "p95_ms": round(1000 * s["p95_s"], 3)}
+                   for name, s in stages.items()},
+        "ring_allocations": ring.allocations,
+        "started_at": iso_utc(time.time() - elapsed),
+    }
