@@ -1,0 +1,83 @@
+"""Remote commands taken from ``<base>/<device_id>/command/<action>``.
+
+Every command gets an answer on ``command/result``: ``{action, ok, result}`` or
+``{action, ok: false, error}``. A payload is empty, ``PRESS`` (a Home Assistant button) or a
+JSON object; anything else is an error, never a crash.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from edge import secrets
+
+
+class CommandError(Exception):
+    """A command that cannot run; the message goes back on ``command/result``."""
+
+
+def parse_payload(raw: bytes) -> dict[str, Any]:
+    text = raw.decode("utf-8", errors="strict").strip() if raw else ""
+    if text in ("", "PRESS"):
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"payload is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise CommandError("payload must be a JSON object (or empty)")
+    return value
+
+
+def _backup(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
+    if ctx.backups is None or not hasattr(ctx.backups, "start"):
+        raise CommandError("unsupported: this device runs no backup manager")
+    unknown = sorted(set(args) - {"target", "include"})
+    if unknown:
+        raise CommandError(f"unknown argument(s): {', '.join(unknown)} (allowed: target, include)")
+    target = args.get("target")
+    include = args.get("include")
+    if target is not None and not isinstance(target, str):
+        raise CommandError("argument target must be a string (a backup target name)")
+    if include is not None and not (isinstance(include, list) and all(isinstance(i, str) for i in include)):
+        raise CommandError("argument include must be a list of strings")
+    try:
+        job = ctx.backups.start(target=target, include=include)
+    except Exception as exc:
+        raise CommandError(f"backup could not start: {exc}") from None
+    return {"job": job}
+
+
+def _enroll_reload(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
+    if args:
+        raise CommandError(f"enroll_reload takes no arguments, got: {', '.join(sorted(args))}")
+    ctx.bus.publish("enroll", {})
+    reload = getattr(ctx.pipeline, "reload_gallery", None) if ctx.pipeline is not None else None
+    if reload is None:
+        return {"reloaded": False, "detail": "no pipeline running; enrolment change announced"}
+    try:
+        reload()
+    except Exception as exc:
+        raise CommandError(f"gallery reload failed: {exc}") from None
+    return {"reloaded": True}
+
+
+ACTIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "backup": _backup,
+    "enroll_reload": _enroll_reload,
+}
+
+
+def run_command(ctx: Any, action: str, raw: bytes) -> dict[str, Any]:
+    """Run one command; always returns the ``command/result`` payload."""
+    try:
+        handler = ACTIONS.get(action)
+        if handler is None:
+            raise CommandError(f"unknown action {action!r} (known: {', '.join(sorted(ACTIONS))})")
+        try:
+            args = parse_payload(raw)
+        except UnicodeDecodeError:
+            raise CommandError("payload is not UTF-8 text") from None
+        return {"action": action, "ok": True, "result": handler(ctx, args)}
+    except CommandError as exc:
+        return {"action": action, "ok": False, "error": secrets.redact(str(exc))}

@@ -1,0 +1,416 @@
+"""The MQTT part of the service: availability, the event outbox, states, telemetry, commands.
+
+Threads: paho's network thread (``loop_start``) runs the callbacks, which only set flags and
+queue work; one worker thread does everything else (database, publishing, commands), so a
+slow broker or database never blocks paho and paho's locks are never held while we take
+ours. Nothing here blocks the service's boot: the connection is made asynchronously and
+retried with a 1 s .. 120 s backoff.
+
+The outbox: unpublished events rows are read in id order, a window of ``mqtt.max_inflight``
+at a time, published at QoS 1 and marked published only when the PUBACK for that message
+id arrives. Messages in flight at a disconnect stay in paho's queue and are re-sent on
+reconnect; after a restart the unpublished rows are read again from the lowest id. A
+consumer that dedupes by ``id`` therefore sees every event exactly once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+
+from edge import secrets
+from edge.db.outbox import EventOutbox
+from edge.mqtt.actions import run_command
+from edge.mqtt.client import broker_label, is_failure, make_client, reason_text, topics_for
+from edge.mqtt.discovery import build_discovery
+from edge.mqtt.payloads import event_message, event_person, iso_utc, now_iso, person_state, recognition_message
+from edge.mqtt.snapshot import call_part, ha_state, minimal_telemetry
+
+log = logging.getLogger(__name__)
+
+SCAN_INTERVAL_S = 5.0       # periodic outbox scan (bus "event" wakes it sooner) and bound check
+STALE_INFLIGHT_S = 120.0    # an unacknowledged message this old while connected: re-read the outbox
+STOP_FLUSH_S = 3.0          # on a clean stop, wait this long for the "offline" PUBACK
+
+
+class MqttPublisher:
+    name = "mqtt"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        self.topics = topics_for(settings, ctx.device_id)
+        self.broker = broker_label(settings)
+        self.max_inflight = int(settings.get("mqtt.max_inflight", 20) or 20)
+        self.discovery_enabled = bool(settings.get("mqtt.discovery", True))
+        self.telemetry_interval_s = float(settings["telemetry.interval_s"])
+        self.client = make_client(settings, ctx.device_id)
+        self.client.max_inflight_messages_set(self.max_inflight + 20)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+
+        self._outbox = EventOutbox(ctx.db_path, settings["database.busy_timeout_ms"])
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._acks: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+        # Worker-thread state.
+        self._inflight: dict[int, tuple[int, float, dict[str, Any]]] = {}  # mid -> (row id, sent, event)
+        self._cursor = 0
+        self._people: dict[str, dict[str, Any]] = {}
+        self._camera_states: dict[str, str] = {}
+        self._alerts_active: dict[str, set[str]] = {}
+        self._last_discovery = ""
+
+        # Read by status() from other threads.
+        self._status_lock = threading.Lock()
+        self._last_connected_at: str | None = None
+        self._last_error: str | None = None
+        self._counts: dict[str, int | None] = {"unpublished": None, "skipped": None}
+        self._published = 0
+        self._skipped_now = 0
+        ctx.mqtt = self
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        bus = self.ctx.bus
+        self._unsubscribe = [
+            bus.subscribe("event", lambda _payload: self._wake.set()),
+            bus.subscribe("camera", lambda payload: self._queue(lambda: self._camera_changed(payload))),
+            bus.subscribe("alert", lambda payload: self._queue(lambda: self._alert_changed(payload))),
+        ]
+        self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._worker.start()
+        settings = self.ctx.settings
+        self.client.connect_async(settings["mqtt.host"], settings["mqtt.port"], keepalive=settings["mqtt.keepalive_s"])
+        self.client.loop_start()
+        log.info("MQTT publisher started: broker %s, topics %s/#", self.broker, self.topics.root)
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._stopping.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=STOP_FLUSH_S + 10)
+        try:
+            self.client.disconnect()
+        except Exception:
+            log.debug("disconnect failed", exc_info=True)
+        self.client.loop_stop()
+        self._connected.clear()
+        log.info("MQTT publisher stopped")
+
+    def status(self) -> dict[str, Any]:
+        with self._status_lock:
+            return {
+                "connected": self._connected.is_set(),
+                "broker": self.broker,
+                "client_id": self.client._client_id.decode(errors="replace"),
+                "last_connected_at": self._last_connected_at,
+                "last_error": self._last_error,
+                "unpublished": self._counts["unpublished"],
+                "skipped": self._counts["skipped"],
+                "skipped_since_start": self._skipped_now,
+                "published_since_start": self._published,
+                "inflight": len(self._inflight),
+            }
+
+    # -- paho callbacks (network thread: flag and queue only) -------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                    _properties: Any) -> None:
+        if is_failure(reason_code):
+            with self._status_lock:
+                self._last_error = f"connection refused: {reason_text(reason_code)}"
+            log.warning("MQTT broker %s refused the connection: %s", self.broker, reason_text(reason_code))
+            return
+        with self._status_lock:
+            self._last_connected_at = now_iso()
+            self._last_error = None
+        self._connected.set()
+        self.ctx.metrics.set("mqtt_connected", 1)
+        client.publish(self.topics.availability, "online", qos=1, retain=True)
+        client.subscribe([(self.topics.command_filter, 1), (self.topics.ha_status, 1)])
+        log.info("MQTT connected to %s", self.broker)
+        self._queue(self._republish_all)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _properties: Any) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        self.ctx.metrics.set("mqtt_connected", 0)
+        if self._stopping.is_set():
+            return
+        with self._status_lock:
+            self._last_error = f"disconnected: {reason_text(reason_code)}"
+        if was_connected:
+            log.warning("MQTT disconnected from %s (%s); reconnecting with backoff", self.broker,
+                        reason_text(reason_code))
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any,
+                    _properties: Any) -> None:
+        self._acks.put((mid, reason_code))
+        self._wake.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        payload = bytes(message.payload or b"")
+        if topic == self.topics.ha_status:
+            if payload.strip().lower() == b"online":
+                log.info("Home Assistant came online: re-publishing discovery and states")
+                self._queue(self._republish_all)
+            return
+        prefix = self.topics.root + "/command/"
+        if topic.startswith(prefix):
+            action = topic[len(prefix):]
+            if action == "result" or "/" in action:
+                return
+            self._queue(lambda: self._command(action, payload))
+
+    # -- worker ----------------------------------------------------------------------
+
+    def _queue(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+        self._wake.set()
+
+    def _run(self) -> None:
+        next_scan = 0.0
+        next_telemetry = time.monotonic() + self.telemetry_interval_s
+        while True:
+            now = time.monotonic()
+            self._wake.wait(max(0.0, min(next_scan, next_telemetry) - now))
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                self._run_tasks()
+                self._process_acks()
+                now = time.monotonic()
+                if now >= next_scan:
+                    self._scan()
+                    next_scan = now + SCAN_INTERVAL_S
+                if self._connected.is_set():
+                    self._fill_window()
+                    if now >= next_telemetry:
+                        self._publish_telemetry()
+                if now >= next_telemetry:
+                    next_telemetry = now + self.telemetry_interval_s
+            except Exception as exc:
+                log.exception("MQTT publisher step failed")
+                with self._status_lock:
+                    self._last_error = f"publisher error: {exc}"
+                self._stopping.wait(1.0)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Clean stop: announce offline, collect the last acknowledgements, close the database."""
+        try:
+            if self._connected.is_set():
+                info = self.client.publish(self.topics.availability, "offline", qos=1, retain=True)
+                try:
+                    info.wait_for_publish(STOP_FLUSH_S)
+                except (RuntimeError, ValueError):
+                    pass
+            self._process_acks()
+        except Exception:
+            log.exception("MQTT publisher: final flush failed")
+        finally:
+            self._outbox.close()
+
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                task()
+            except Exception:
+                log.exception("MQTT task failed")
+
+    def _publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        if isinstance(payload, (dict, list)):
+            text = json.dumps(payload, separators=(",", ":"), default=str)
+        else:
+            text = str(payload)
+        return self.client.publish(topic, secrets.redact(text), qos=qos, retain=retain)
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        settings = self.ctx.settings
+        skipped = self._outbox.apply_bounds(settings["mqtt.outbox_max_age_s"], settings["mqtt.outbox_max_count"])
+        if skipped:
+            log.warning("MQTT outbox bound: %d unpublished event(s) older than %g s or beyond the newest %d "
+                        "left unpublished", skipped, settings["mqtt.outbox_max_age_s"],
+                        settings["mqtt.outbox_max_count"])
+        counts = self._outbox.counts()
+        with self._status_lock:
+            self._skipped_now += skipped
+            self._counts = dict(counts)
+        self.ctx.metrics.set("mqtt_outbox_unpublished", counts["unpublished"])
+        self.ctx.metrics.set("mqtt_outbox_skipped", counts["skipped"])
+        if self._connected.is_set() and self._inflight:
+            oldest = min(sent for _rid, sent, _e in self._inflight.values())
+            if time.monotonic() - oldest > STALE_INFLIGHT_S:
+                log.warning("MQTT: %d event(s) unacknowledged for %g s; re-reading the outbox",
+                            len(self._inflight), STALE_INFLIGHT_S)
+                self._inflight.clear()
+                self._cursor = 0
+
+    def _fill_window(self) -> None:
+        space = self.max_inflight - len(self._inflight)
+        if space <= 0:
+            return
+        rows = self._outbox.fetch_after(self._cursor, space)
+        for row in rows:
+            event = event_message(row, self.ctx.data_dir)
+            info = self._publish(self.topics.events, event, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning("MQTT: event %d not queued (%s); will retry", event["id"], mqtt.error_string(info.rc))
+                return
+            self._inflight[info.mid] = (event["id"], time.monotonic(), event)
+            self._cursor = event["id"]
+
+    def _process_acks(self) -> None:
+        done: list[dict[str, Any]] = []
+        while True:
+            try:
+                mid, reason_code = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # not an outbox message (availability, states, telemetry)
+            if is_failure(reason_code):
+                log.warning("MQTT broker rejected event %d: %s; it stays unpublished", entry[0],
+                            reason_text(reason_code))
+                continue
+            done.append(entry[2])
+        if not done:
+            return
+        self._outbox.mark_published(event["id"] for event in done)
+        with self._status_lock:
+            self._published += len(done)
+            if self._counts["unpublished"] is not None:
+                self._counts["unpublished"] = max(0, self._counts["unpublished"] - len(done))
+        self.ctx.metrics.incr("mqtt_events_published", len(done))
+        for event in done:
+            self._publish(self.topics.recognition, recognition_message(event), qos=1)
+            person = event.get("person")
+            if person:
+                state = person_state(event)
+                self._people[person] = state
+                self._publish(self.topics.person(person), state, qos=1, retain=True)
+
+    # -- states, telemetry, discovery -------------------------------------------------
+
+    def _republish_all(self) -> None:
+        """On every connect and when Home Assistant restarts: discovery and every retained state."""
+        if not self._connected.is_set():
+            return
+        now = time.monotonic()
+        self._inflight = {mid: (rid, now, event) for mid, (rid, _sent, event) in self._inflight.items()}
+        self._last_discovery = ""
+        self._camera_states.clear()
+        if not self._people:
+            self._people = self._outbox_people()
+        for person, state in self._people.items():
+            self._publish(self.topics.person(person), state, qos=1, retain=True)
+        active = call_part(self.ctx.alerts, "active")
+        if isinstance(active, list):
+            self._alerts_active = {}
+            for alert in active:
+                if isinstance(alert, dict) and alert.get("name"):
+                    self._alerts_active.setdefault(str(alert["name"]), set()).add(str(alert.get("subject") or ""))
+        for name in self._alert_names():
+            self._publish(self.topics.alert(name), "ON" if self._alerts_active.get(name) else "OFF",
+                          qos=1, retain=True)
+        self._publish_telemetry()
+
+    def _outbox_people(self) -> dict[str, dict[str, Any]]:
+        people: dict[str, dict[str, Any]] = {}
+        for row in self._outbox.last_seen_people():
+            event = event_message(row, self.ctx.data_dir)
+            if event["person"]:
+                people[event["person"]] = person_state(event)
+        return people
+
+    def _alert_names(self) -> list[str]:
+        rules = self.ctx.settings.get("alerts", {}) or {}
+        names = [key for key, value in rules.items() if isinstance(value, dict)]
+        return names + sorted(n for n in self._alerts_active if n not in names)
+
+    def _publish_telemetry(self) -> None:
+        with self._status_lock:
+            outbox = {"unpublished": self._counts["unpublished"], "skipped": self._counts["skipped"],
+                      "skipped_since_start": self._skipped_now, "published_since_start": self._published}
+        snapshot = call_part(self.ctx.telemetry, "snapshot")
+        if isinstance(snapshot, dict):
+            snapshot = dict(snapshot)
+            snapshot.setdefault("mqtt", outbox)
+        else:
+            snapshot = minimal_telemetry(self.ctx, outbox)
+        self._publish(self.topics.telemetry, snapshot, qos=0)
+        state = ha_state(self.ctx, snapshot)
+        if self.discovery_enabled:
+            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state,
+                                                   self._alert_names()), separators=(",", ":"))
+            if discovery != self._last_discovery:
+                self._publish(self.topics.discovery_config, discovery, qos=1, retain=True)
+                self._last_discovery = discovery
+        self._publish(self.topics.state, state, qos=1, retain=True)
+        for camera in state["cameras"].values():
+            self._set_camera_state(str(camera["name"]), bool(camera["online"]))
+
+    def _set_camera_state(self, name: str, online: bool) -> None:
+        value = "online" if online else "offline"
+        if self._camera_states.get(name) != value and self._connected.is_set():
+            self._publish(self.topics.camera_status(name), value, qos=1, retain=True)
+            self._camera_states[name] = value
+
+    def _camera_changed(self, payload: dict[str, Any]) -> None:
+        if payload.get("name") is None:
+            return
+        self._set_camera_state(str(payload["name"]), bool(payload.get("online")))
+
+    def _alert_changed(self, payload: dict[str, Any]) -> None:
+        name = payload.get("name")
+        if not name:
+            return
+        name = str(name)
+        subject = str(payload.get("subject") or "")
+        raised = str(payload.get("state", "")).lower() in ("raised", "on", "active")
+        subjects = self._alerts_active.setdefault(name, set())
+        (subjects.add if raised else subjects.discard)(subject)
+        message = {
+            "name": name, "subject": payload.get("subject"), "state": "raised" if raised else "cleared",
+            "value": payload.get("value"), "message": payload.get("message"),
+            "at": iso_utc(payload.get("at")) or now_iso(),
+        }
+        if self._connected.is_set():
+            self._publish(self.topics.alerts, message, qos=1)
+            self._publish(self.topics.alert(name), "ON" if subjects else "OFF", qos=1, retain=True)
+
+    # -- commands --------------------------------------------------------------------
+
+    def _command(self, action: str, payload: bytes) -> None:
+        result = run_command(self.ctx, action, payload)
+        if result["ok"]:
+            log.info("MQTT command %s: ok", action)
+        else:
+            log.warning("MQTT command %s refused: %s", action, result["error"])
+        self._publish(self.topics.command_result, result, qos=1)
