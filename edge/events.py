@@ -38,6 +38,7 @@ RECOGNIZED = "face_recognized"
 UNKNOWN = "face_unknown"
 UNKNOWN_LABEL = "unknown"
 SNAPSHOT_DIR = "snapshots"
+PRUNE_MARGIN = 1.2  # pruning for space frees up to 1.2x events.min_free_mb
 
 
 @dataclass
@@ -82,8 +83,8 @@ class Retention:
         self.min_free_mb = float(min_free_mb)
         self.batch = batch
 
-    def disk_low(self) -> bool:
-        return self.min_free_mb > 0 and free_mb(self.data_dir) < self.min_free_mb
+    def disk_low(self, margin: float = 1.0) -> bool:
+        return self.min_free_mb > 0 and free_mb(self.data_dir) < self.min_free_mb * margin
 
     def _unlink(self, relative: str) -> bool:
         path = self.data_dir / relative
@@ -112,20 +113,30 @@ class Retention:
         return {"events": len(paths), "snapshots": removed, "orphans": orphans}
 
     def ensure_space(self) -> dict[str, Any]:
-        """Delete the oldest snapshots while free space is below ``min_free_mb``."""
+        """Delete the oldest snapshots while free space is below ``min_free_mb``.
+
+        Once pruning, it frees up to ``PRUNE_MARGIN`` times the minimum so that it does not
+        run again for every new snapshot.
+        """
         pruned = 0
-        while self.disk_low():
+        if not self.disk_low():
+            return {"pruned_snapshots": 0, "disk_low": False}
+        while self.disk_low(PRUNE_MARGIN):
             oldest = self.store.oldest_snapshots(self.batch)
             if not oldest:
                 pruned += self._prune_orphans_for_space()
                 break
-            for _id, rel in oldest:
+            done: list[int] = []
+            for event_id, rel in oldest:
                 self._unlink(rel)
-            self.store.clear_snapshots([i for i, _ in oldest])
-            pruned += len(oldest)
+                done.append(event_id)
+                if not self.disk_low(PRUNE_MARGIN):
+                    break
+            self.store.clear_snapshots(done)
+            pruned += len(done)
         if pruned:
             self._remove_empty_dirs()
-            log.warning("low disk under %s: pruned %d oldest snapshot(s); %.1f MB free (minimum %.0f MB)",
+            log.warning("low disk under %s: pruned %d oldest snapshot(s); %.1f MB free (minimum %.1f MB)",
                         self.data_dir, pruned, free_mb(self.data_dir), self.min_free_mb)
         return {"pruned_snapshots": pruned, "disk_low": self.disk_low()}
 
@@ -136,7 +147,7 @@ class Retention:
         files = sorted((p for p in self.snapshot_root.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime)
         removed = 0
         for path in files:
-            if not self.disk_low():
+            if not self.disk_low(PRUNE_MARGIN):
                 break
             if str(path.relative_to(self.data_dir)) not in referenced:
                 path.unlink(missing_ok=True)
