@@ -1,0 +1,186 @@
+"""What the backup wizard and /api/backups do, over ``ctx.backups`` (the BackupManager).
+
+Flask-free: each action validates its input and raises :class:`ActionError` with an HTTP
+status and one line for the technician.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from edge.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+INCLUDE_CHOICES = ("db", "faces", "settings")
+INCLUDE_LABELS = {
+    "db": "the database (people, face embeddings, events, backup log)",
+    "faces": "the enrolled face images",
+    "settings": "the device settings file",
+}
+# What the backup part writes: a zip, or a zip sealed by edge/backup/crypto.py.
+ARCHIVE_SUFFIXES = (".zip", ".zip.enc")
+
+
+class ActionError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _manager(ctx: ServiceContext) -> Any:
+    if ctx.backups is None:
+        raise ActionError("backups are not available on this device", 503)
+    return ctx.backups
+
+
+def target_names(ctx: ServiceContext) -> list[str]:
+    return [t["name"] for t in ctx.settings["backup.targets"]]
+
+
+def _check_target(ctx: ServiceContext, target: Any, required: bool = False) -> str | None:
+    if target in (None, ""):
+        if required:
+            raise ActionError("target: choose a backup target")
+        return None
+    if not isinstance(target, str) or target not in target_names(ctx):
+        raise ActionError(f"target: {target!r} is not a configured backup target")
+    return target
+
+
+def _check_include(include: Any) -> list[str] | None:
+    if include is None:
+        return None
+    if isinstance(include, str):
+        include = [include]
+    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+        raise ActionError("include: expected a list of db, faces, settings")
+    unknown = [i for i in include if i not in INCLUDE_CHOICES]
+    if unknown:
+        raise ActionError(f"include: {', '.join(map(repr, unknown))} is not one of db, faces, settings")
+    if not include:
+        raise ActionError("include: choose at least one of db, faces, settings")
+    return [i for i in INCLUDE_CHOICES if i in include]
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ActionError(f"name: {name!r} is not a backup archive name")
+    return name
+
+
+def overview(ctx: ServiceContext) -> dict[str, Any]:
+    """Backups per configured target (a target that cannot be listed shows its error)."""
+    manager = _manager(ctx)
+    targets = []
+    for target in ctx.settings["backup.targets"]:
+        entry: dict[str, Any] = {"name": target["name"], "type": target["type"],
+                                 "enabled": target.get("enabled", True), "backups": []}
+        try:
+            listed = manager.list(target=target["name"])
+            entry["backups"] = sorted(listed, key=lambda b: str(b.get("created_at") or ""), reverse=True)
+        except Exception as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        targets.append(entry)
+    try:
+        last = manager.last_status()
+    except Exception as exc:
+        last = {"error": f"{type(exc).__name__}: {exc}"}
+    return {"targets": targets, "last": last, "include_choices": list(INCLUDE_CHOICES)}
+
+
+def find_backup(ctx: ServiceContext, target: Any, name: Any) -> dict[str, Any]:
+    target = _check_target(ctx, target, required=True)
+    name = _check_name(name)
+    try:
+        listed = _manager(ctx).list(target=target)
+    except Exception as exc:  # target unreachable (USB unplugged, share down)
+        raise ActionError(f"cannot list target {target!r}: {exc}", 503) from exc
+    for backup in listed:
+        if backup.get("name") == name:
+            return backup
+    raise ActionError(f"no backup named {name!r} on target {target!r}", 404)
+
+
+def start_backup(ctx: ServiceContext, target: Any, include: Any) -> str:
+    manager = _manager(ctx)
+    target = _check_target(ctx, target)
+    include = _check_include(include)
+    try:
+        job_id = manager.start(target=target, include=include)
+    except Exception as exc:
+        raise ActionError(f"backup could not start: {exc}", 409) from exc
+    log.info("backup job %s started from the status page (target %s, include %s)", job_id, target or "default",
+             ",".join(include or []) or "default")
+    return job_id
+
+
+def job_state(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
+    manager = _manager(ctx)
+    try:
+        job = manager.job(job_id)
+    except Exception:  # the manager raises for an unknown (or forgotten) job id
+        job = None
+    if not job:
+        raise ActionError(f"no backup job {job_id!r}", 404)
+    return dict(job, id=job_id)
+
+
+def what_restore_overwrites(ctx: ServiceContext, backup: dict[str, Any], include: list[str] | None) -> list[str]:
+    """Human lines naming what a restore replaces on this device."""
+    parts = include or backup.get("include") or backup.get("includes") or list(INCLUDE_CHOICES)
+    where = {
+        "db": f"{INCLUDE_LABELS['db']}: {ctx.db_path}",
+        "faces": f"{INCLUDE_LABELS['faces']}: {ctx.data_dir / 'faces'}",
+        "settings": f"{INCLUDE_LABELS['settings']}: {ctx.settings.source or 'the settings file'}",
+    }
+    return [where[p] for p in INCLUDE_CHOICES if p in parts]
+
+
+def restore(ctx: ServiceContext, target: Any, name: Any, include: Any = None) -> dict[str, Any]:
+    backup = find_backup(ctx, target, name)
+    include = _check_include(include)
+    manager = _manager(ctx)
+    log.info("restore of %s from %s requested from the status page", backup["name"], backup.get("target"))
+    try:
+        return manager.restore(backup["name"], include=include, target=backup.get("target") or target)
+    except Exception as exc:
+        raise ActionError(f"restore failed: {exc}", 500) from exc
+
+
+def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
+    backup = find_backup(ctx, target, name)
+    log.info("deleting backup %s on %s from the status page", backup["name"], backup.get("target"))
+    try:
+        _manager(ctx).delete(backup.get("target") or target, backup["name"])
+    except Exception as exc:
+        raise ActionError(f"delete failed: {exc}", 500) from exc
+
+
+def import_upload(ctx: ServiceContext, filename: str, stream: BinaryIO) -> dict[str, Any]:
+    """Save an uploaded archive to a temp file in the data dir, let the manager verify and store it."""
+    manager = _manager(ctx)
+    base = os.path.basename(filename or "")
+    if not base or not base.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ActionError(f"file: {base or '(none)'!r} is not a backup archive "
+                          f"({' or '.join(ARCHIVE_SUFFIXES)})")
+    incoming = ctx.data_dir / "tmp"
+    incoming.mkdir(parents=True, exist_ok=True)
+    upload_dir = Path(tempfile.mkdtemp(prefix="upload-", dir=incoming))
+    tmp = upload_dir / base  # the manager may name the stored copy after the file
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                out.write(chunk)
+        try:
+            result = manager.import_archive(tmp)
+        except Exception as exc:
+            raise ActionError(f"{base}: not imported: {exc}", 400) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        upload_dir.rmdir()
+    log.info("imported backup %s from an upload", base)
+    return result if isinstance(result, dict) else {"result": result}

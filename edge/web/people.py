@@ -1,0 +1,138 @@
+"""Enrol and remove people from the status page, over the pipeline's enrolment API.
+
+Flask-free. Uploaded photos are checked (JPEG or PNG that really decodes) before the
+enrolment code sees them; every refusal is an :class:`edge.web.backups.ActionError`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.context import ServiceContext
+from edge.db.connection import connect
+from edge.web.backups import ActionError
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTOS = 20
+MAX_NAME = 100
+
+
+def check_image(filename: str, data: bytes) -> np.ndarray:
+    """Decode an uploaded photo (JPEG or PNG only) to a BGR array, or refuse it by name."""
+    label = filename or "(unnamed file)"
+    if data[:3] == b"\xff\xd8\xff":
+        kind = "JPEG"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        kind = "PNG"
+    else:
+        raise ActionError(f"{label}: not a JPEG or PNG image")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ActionError(f"{label}: the {kind} file is damaged and cannot be decoded")
+    return image
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ActionError("name: enter the person's name")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise ActionError(f"name: longer than {MAX_NAME} characters")
+    return name
+
+
+_pack_lock = threading.Lock()
+_pack_cache: dict[str, Any] = {}
+
+
+def _enrolment_pack(ctx: ServiceContext) -> Any:
+    """A model pack of the web's own for enrolment (the pipeline's sessions and bound buffers
+    belong to its inference thread), loaded on first use; the caller holds ``_pack_lock``."""
+    key = str(ctx.settings.models_dir)
+    if key not in _pack_cache:
+        from edge.pipeline.pack import load_model_pack_from_settings
+
+        _pack_cache.clear()
+        _pack_cache[key] = load_model_pack_from_settings(ctx.settings)
+    return _pack_cache[key]
+
+
+def enroll(ctx: ServiceContext, name: Any, photos: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Enrol ``name`` from uploaded photos (all or nothing; exactly one face per photo)."""
+    name = check_name(name)
+    if not photos:
+        raise ActionError("photos: choose at least one photo of the person's face")
+    if len(photos) > MAX_PHOTOS:
+        raise ActionError(f"photos: at most {MAX_PHOTOS} at a time")
+    for filename, data in photos:
+        check_image(filename, data)
+    try:
+        from edge.pipeline import enroll as enroll_api
+        from edge.pipeline.pack import ModelPackError
+    except ImportError as exc:
+        raise ActionError(f"enrolment is not available on this device ({exc})", 503) from exc
+    try:
+        name = enroll_api.validate_name(name)
+    except enroll_api.EnrollError as exc:
+        raise ActionError(f"name: {exc}") from exc
+    incoming = ctx.data_dir / "tmp"
+    incoming.mkdir(parents=True, exist_ok=True)
+    upload_dir = Path(tempfile.mkdtemp(prefix="enroll-", dir=incoming))
+    try:
+        paths = []
+        for index, (filename, data) in enumerate(photos):
+            safe = os.path.basename(filename).replace("\0", "") or f"photo-{index}"
+            path = upload_dir / f"{index:02d}-{safe}"
+            path.write_bytes(data)
+            paths.append(path)
+        with _pack_lock:
+            try:
+                pack = _enrolment_pack(ctx)
+            except ModelPackError as exc:
+                raise ActionError(f"enrolment is not available: {exc}", 503) from exc
+            threshold = ctx.settings["recognition.det_threshold"]
+            try:
+                samples = [enroll_api.analyse_image(pack, path, threshold) for path in paths]
+            except enroll_api.EnrollError as exc:
+                message = str(exc)
+                for path, (filename, _data) in zip(paths, photos):  # name the upload, not our temp copy
+                    message = message.replace(str(path), filename or path.name)
+                raise ActionError(message) from exc
+        conn = connect(ctx.db_path, busy_timeout_ms=ctx.settings["database.busy_timeout_ms"])
+        try:
+            result = enroll_api.save_samples(conn, ctx.data_dir, name, samples, pack.embedder.backend,
+                                             bus=ctx.bus)
+        except enroll_api.EnrollError as exc:
+            raise ActionError(str(exc)) from exc
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(upload_dir, ignore_errors=True)
+    log.info("enrolled %s from the status page (%d photo(s))", name, len(photos))
+    return result
+
+
+def remove(ctx: ServiceContext, name: str) -> dict[str, Any]:
+    """Remove a person, their embeddings and face crops (the pipeline reloads its gallery)."""
+    try:
+        from edge.pipeline import enroll as enroll_api
+    except ImportError as exc:
+        raise ActionError(f"removing people is not available on this device ({exc})", 503) from exc
+    conn = connect(ctx.db_path, busy_timeout_ms=ctx.settings["database.busy_timeout_ms"])
+    try:
+        result = enroll_api.remove(conn, ctx.data_dir, name, bus=ctx.bus)
+    except KeyError as exc:
+        raise ActionError(f"no enrolled person named {name!r}", 404) from exc
+    finally:
+        conn.close()
+    log.info("removed %s from the status page", name)
+    return result

@@ -1,0 +1,137 @@
+// FacePro Edge status page: live figures, chart refresh, backup job progress. No dependencies.
+(function () {
+  "use strict";
+
+  function get(obj, path) {
+    return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj);
+  }
+
+  function duration(s) {
+    s = Math.floor(s);
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d) return d + "d " + h + "h " + m + "m";
+    if (h) return h + "h " + m + "m";
+    return m + "m " + (s % 60) + "s";
+  }
+
+  function cell(text, cls) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function updateCameras(section) {
+    var body = document.getElementById("cameras");
+    if (!body || !section || !section.available) return;
+    body.textContent = "";
+    section.data.forEach(function (c) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-camera", c.name);
+      tr.appendChild(cell(c.name));
+      tr.appendChild(cell(c.online ? "online" : "offline", c.online ? "ok" : "bad"));
+      var fps = cell((c.fps_processed || 0).toFixed(1), "fps");
+      fps.setAttribute("data-col", "fps_processed");
+      tr.appendChild(fps);
+      tr.appendChild(cell((c.fps_capture || 0).toFixed(1)));
+      tr.appendChild(cell(String(c.frames_dropped)));
+      tr.appendChild(cell(String(c.reconnects)));
+      tr.appendChild(cell(c.last_frame_at || "—"));
+      body.appendChild(tr);
+    });
+  }
+
+  function updateAlerts(section) {
+    var list = document.getElementById("alerts");
+    if (!list || !section || !section.available) return;
+    list.textContent = "";
+    if (!section.data.length) {
+      var none = document.createElement("li");
+      none.className = "ok";
+      none.textContent = "No active alerts.";
+      list.appendChild(none);
+    }
+    section.data.forEach(function (a) {
+      var li = document.createElement("li");
+      li.className = "bad";
+      li.textContent = a.name + (a.subject ? " (" + a.subject + ")" : "") + ": " + a.message + " — since " + a.since;
+      list.appendChild(li);
+    });
+  }
+
+  function updateFields(status) {
+    document.querySelectorAll("[data-field]").forEach(function (el) {
+      var value = get(status, el.getAttribute("data-field"));
+      if (value === undefined) return;
+      var format = el.getAttribute("data-format");
+      if (format === "duration") value = duration(value);
+      else if (format === "connected") value = value ? "connected" : "disconnected";
+      else if (Array.isArray(value)) value = value.join(el.getAttribute("data-join") || ", ");
+      else if (value === null) value = "—";
+      el.textContent = String(value);
+    });
+    var health = document.getElementById("health");
+    if (health) health.className = "health " + (status.health.status === "ok" ? "ok" : "bad");
+  }
+
+  function refreshStatus() {
+    fetch("/api/status", {credentials: "same-origin", cache: "no-store"})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (status) {
+        updateFields(status);
+        updateCameras(status.cameras);
+        updateAlerts(status.alerts);
+        document.body.setAttribute("data-live", "ok");
+      })
+      .catch(function () { document.body.setAttribute("data-live", "failed"); });
+  }
+
+  function refreshCharts() {
+    var box = document.getElementById("charts");
+    if (!box) return;
+    fetch("/partials/charts", {credentials: "same-origin", cache: "no-store"})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) { box.innerHTML = html; })
+      .catch(function () {});
+  }
+
+  function pollJob(box) {
+    var bar = document.getElementById("job-progress"), msg = document.getElementById("job-message");
+    fetch(box.getAttribute("data-poll"), {credentials: "same-origin", cache: "no-store"})
+      .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, job: j}; }); })
+      .then(function (res) {
+        var job = res.job;
+        if (!res.ok) { msg.textContent = job.error || "job unknown"; box.setAttribute("data-state", "failed"); return; }
+        bar.value = job.progress || 0;
+        msg.textContent = (job.message || job.state) + " (" + Math.round((job.progress || 0) * 100) + "%)";
+        box.setAttribute("data-state", job.state);
+        if (job.state === "running") { setTimeout(function () { pollJob(box); }, 700); return; }
+        if (job.state === "ok") {
+          bar.value = 1;
+          var name = job.result && (job.result.name || job.result.archive);
+          msg.textContent = "Backup finished" + (name ? ": " + name : "") + ".";
+          // Reload the list so the new archive shows, without the job box.
+          setTimeout(function () { window.location.replace("/backups?done=" + encodeURIComponent(box.getAttribute("data-job"))); }, 600);
+        } else {
+          msg.textContent = "Backup failed: " + (job.message || "unknown error");
+        }
+      })
+      .catch(function () { setTimeout(function () { pollJob(box); }, 1500); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var page = document.body.getAttribute("data-page");
+    if (page === "dashboard") {
+      refreshStatus();
+      setInterval(refreshStatus, 3000);
+      setInterval(refreshCharts, 10000);
+    }
+    var job = document.getElementById("job");
+    if (job) pollJob(job);
+    document.querySelectorAll("form.confirm").forEach(function (form) {
+      form.addEventListener("submit", function (ev) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+      });
+    });
+  });
+})();

@@ -1,0 +1,135 @@
+"""What the dashboard and ``/api/status`` show, gathered from the service context.
+
+Each part (pipeline, telemetry, alerts, backups, MQTT) may be missing (``None``) or may
+fail while answering; its section then reads ``{"available": false, ...}`` and the rest of
+the page still renders. Nothing here returns a secret: settings are never copied in.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import edge
+from edge.context import ServiceContext
+from edge.db import web_queries
+
+log = logging.getLogger(__name__)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ask(part_name: str, part: Any, call: Callable[[Any], Any]) -> tuple[bool, Any, str | None]:
+    """(available, value, error) for one question to one part."""
+    if part is None:
+        return False, None, None
+    try:
+        return True, call(part), None
+    except Exception as exc:  # a broken part must not take the page down
+        log.warning("status: %s failed to answer: %s", part_name, exc)
+        return False, None, f"{type(exc).__name__}: {exc}"
+
+
+def _section(part_name: str, part: Any, call: Callable[[Any], Any]) -> dict[str, Any]:
+    available, value, error = _ask(part_name, part, call)
+    section: dict[str, Any] = {"available": available}
+    if error:
+        section["error"] = error
+    if available:
+        section["data"] = value
+    return section
+
+
+def _stage_summary(ctx: ServiceContext) -> dict[str, dict[str, float]]:
+    stats = ctx.metrics.stage_stats()
+    return {stage: {"count": s["count"], "p50_ms": round(s["p50_s"] * 1000, 2),
+                    "p95_ms": round(s["p95_s"] * 1000, 2)} for stage, s in stats.items()}
+
+
+def collect_status(ctx: ServiceContext) -> dict[str, Any]:
+    """The whole status as a JSON-able dict (what ``/api/status`` answers)."""
+    now = time.time()
+    cameras = _section("pipeline", ctx.pipeline, lambda p: p.cameras_status())
+    models = _section("pipeline", ctx.pipeline, lambda p: p.models_info())
+    return {
+        "device": {"id": ctx.device_id, "name": ctx.settings["device.name"]},
+        "version": edge.__version__,
+        "time": iso(now),
+        "started_at": iso(ctx.started_at),
+        "uptime_s": round(now - ctx.started_at, 1),
+        "schema_version": ctx.metrics.gauge("schema_version"),
+        "models": models,
+        "cameras": cameras,
+        "stages": _stage_summary(ctx),
+        "telemetry": _section("telemetry", ctx.telemetry, lambda t: t.snapshot()),
+        "alerts": _section("alerts", ctx.alerts, lambda a: a.active()),
+        "mqtt": _section("mqtt", ctx.mqtt, lambda m: m.status()),
+        "backup": _section("backups", ctx.backups, lambda b: b.last_status()),
+        "health": health(ctx),
+    }
+
+
+def health(ctx: ServiceContext) -> dict[str, Any]:
+    """``{"status": "ok"}`` or ``{"status": "unhealthy", "reasons": [...]}``.
+
+    Healthy means: the database answers, the pipeline says it is healthy, and every
+    camera it runs is online.
+    """
+    reasons: list[str] = []
+    db_ok, db_detail = web_queries.probe(ctx.db_path)
+    if not db_ok:
+        reasons.append(db_detail)
+    if ctx.pipeline is None:
+        reasons.append("pipeline is not running")
+    else:
+        available, answer, error = _ask("pipeline", ctx.pipeline, lambda p: p.healthy())
+        if not available:
+            reasons.append(f"pipeline health check failed: {error}")
+        else:
+            ok, pipeline_reasons = answer
+            if not ok:
+                reasons.extend(pipeline_reasons or ["pipeline reports unhealthy"])
+        available, cameras, error = _ask("pipeline", ctx.pipeline, lambda p: p.cameras_status())
+        if not available:
+            reasons.append(f"camera status unavailable: {error}")
+        else:
+            for camera in cameras:
+                if not camera.get("online"):
+                    reason = f"camera {camera.get('name')} is offline"
+                    if reason not in reasons:
+                        reasons.append(reason)
+    if reasons:
+        return {"status": "unhealthy", "reasons": reasons}
+    return {"status": "ok"}
+
+
+def chart_series(ctx: ServiceContext, window_s: float = 600) -> dict[str, Any]:
+    """The monitoring history grouped into the dashboard's charts.
+
+    Returns ``{"available": bool, "charts": [{"id", "title", "unit", "series": {label: [[t, v], ...]}}]}``.
+    """
+    available, history, error = _ask("telemetry", ctx.telemetry, lambda t: t.history(window_s))
+    if not available:
+        return {"available": False, "error": error, "charts": []}
+    history = history or {}
+    charts: list[dict[str, Any]] = []
+
+    def add(chart_id: str, title: str, unit: str, series: dict[str, list[list[float]]], scale: float = 1.0) -> None:
+        if scale != 1.0:
+            series = {k: [[t, v * scale] for t, v in pts if v is not None] for k, pts in series.items()}
+        charts.append({"id": chart_id, "title": title, "unit": unit, "series": series})
+
+    fps = {name[4:]: pts for name, pts in history.items() if name.startswith("fps.")}
+    add("fps", "Frames per second", "fps", fps)
+    for key, title in (("cpu_percent", "CPU"), ("memory_percent", "Memory"), ("gpu_percent", "GPU")):
+        add(key, title, "%", {title: history[key]} if key in history else {})
+    stages = sorted(name for name in history if name.startswith("stage.") and name.endswith(".p95_s"))
+    for name in stages:
+        stage = name[len("stage."):-len(".p95_s")]
+        add(f"stage-{stage}", f"{stage} (p95)", "ms", {stage: history[name]}, scale=1000.0)
+    return {"available": True, "charts": charts}
