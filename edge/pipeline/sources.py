@@ -342,9 +342,15 @@ class CameraSource:
                     if slot is not None:
                         ring.abandon(slot)
                     return "stop", got_frames
+            # grab() waits for the next frame (on a live camera, for the camera itself);
+            # retrieve() converts it into the slot's buffer in place. "decode" is the work
+            # done here, so a live camera's waiting time does not count as decoding.
             t0 = time.perf_counter()
-            ok, out = cap.read(slot.array)
-            decode_s = time.perf_counter() - t0
+            ok = cap.grab()
+            t1 = time.perf_counter()
+            out = cap.retrieve(slot.array)[1] if ok else None
+            t2 = time.perf_counter()
+            decode_s = (t2 - t0) if self.kind == "file" else (t2 - t1)
             if not ok or out is None:
                 ring.abandon(slot)
                 return "eof", got_frames
