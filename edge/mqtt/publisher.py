@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from edge import secrets
 from edge.db.outbox import EventOutbox
 from edge.mqtt.actions import run_command
-from edge.mqtt.client import broker_label, is_failure, make_client, reason_text, topics_for
+from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
 from edge.mqtt.discovery import build_discovery
 from edge.mqtt.payloads import event_message, event_person, iso_utc, now_iso, person_state, recognition_message
 from edge.mqtt.snapshot import call_part, ha_state, minimal_telemetry
@@ -49,7 +49,8 @@ class MqttPublisher:
         self.max_inflight = int(settings.get("mqtt.max_inflight", 20) or 20)
         self.discovery_enabled = bool(settings.get("mqtt.discovery", True))
         self.telemetry_interval_s = float(settings["telemetry.interval_s"])
-        self.client = make_client(settings, ctx.device_id)
+        self.client_id = client_id_for(ctx.device_id)
+        self.client = make_client(settings, ctx.device_id, client_id=self.client_id)
         self.client.max_inflight_messages_set(self.max_inflight + 20)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -118,7 +119,7 @@ class MqttPublisher:
             return {
                 "connected": self._connected.is_set(),
                 "broker": self.broker,
-                "client_id": self.client._client_id.decode(errors="replace"),
+                "client_id": self.client_id,
                 "last_connected_at": self._last_connected_at,
                 "last_error": self._last_error,
                 "unpublished": self._counts["unpublished"],
