@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import edge
 from edge.backup import archive as arc
 from edge.backup import crypto
+from edge.backup.faults import pause_point
 from edge.backup.schedule import parse_schedule
 from edge.backup.targets import LocalTarget, Target, TargetError, make_target
 from edge.config import Settings
@@ -48,16 +49,6 @@ def _db_time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-
-
-def test_pause(stage: str) -> None:
-    """Fault-injection point for the SIGKILL tests: with FACEPRO_TEST_PAUSE_AT=<stage> the
-    process announces the stage in FACEPRO_TEST_PAUSE_FILE and waits to be killed there."""
-    if os.environ.get("FACEPRO_TEST_PAUSE_AT") == stage:
-        marker = os.environ.get("FACEPRO_TEST_PAUSE_FILE")
-        if marker:
-            Path(marker).write_text(stage)
-        time.sleep(120)
 
 
 class BackupManager:
@@ -188,7 +179,7 @@ class BackupManager:
                                           duration_s=time.monotonic() - started, started_at=started_at)
                 self._status_cache = None
                 raise BackupError(msg) from exc
-            test_pause("create-built")
+            pause_point("create-built")
             for index, t in enumerate(targets):
                 t_start = time.monotonic()
                 base = 0.7 + 0.3 * index / len(targets)
@@ -224,6 +215,7 @@ class BackupManager:
                             entry["pruned"] = self._prune_target(t, int(keep), record=record)
                         except (TargetError, OSError) as exc:
                             log.warning("pruning %s failed: %s", t.name, exc)
+                t.close()
                 results.append(entry)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -273,7 +265,7 @@ class BackupManager:
                               progress=lambda rem, total: report(0.4 * (1 - rem / max(total, 1)), "snapshot of the database"))
             finally:
                 source.close()
-            test_pause("create-snapshot")
+            pause_point("create-snapshot")
             snap = connect(snapshot, readonly=True)
             try:
                 row = snap.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
@@ -425,6 +417,8 @@ class BackupManager:
                 if target:
                     raise BackupError(str(exc)) from exc
                 items.append({"target": t.name, "name": None, "error": str(exc)})
+            finally:
+                t.close()
         return items
 
     def delete(self, target: str, name: str) -> None:
@@ -438,6 +432,8 @@ class BackupManager:
             t.remove(name)
         except TargetError as exc:
             raise BackupError(str(exc)) from exc
+        finally:
+            t.close()
         self.store.record("delete", "ok", target=target, archive=name)
 
     def prune(self, target: str | None = None, keep: int | None = None) -> dict[str, list[str]]:
@@ -453,6 +449,8 @@ class BackupManager:
                     out[t.name] = self._prune_target(t, int(n))
                 except TargetError as exc:
                     raise BackupError(str(exc)) from exc
+                finally:
+                    t.close()
         return out
 
     def _prune_target(self, t: Target, keep: int, record: bool = True) -> list[str]:
@@ -505,6 +503,8 @@ class BackupManager:
             return dest, f"{t.name}:{name}"
         except TargetError as exc:
             raise BackupError(str(exc)) from exc
+        finally:
+            t.close()
 
     def verify(self, archive: str | Path, target: str | None = None, key_file: str | Path | None = None,
                progress: Progress | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from edge.backup import archive as arc
 from edge.backup import crypto
+from edge.backup.faults import pause_point
 from edge.config import ConfigError, Settings, load_settings
 from edge.db.connection import connect, fsync_dir
 from edge.db.migrator import MigrationError, Migrator
@@ -86,6 +87,7 @@ def _apply(settings: Settings, journal: dict[str, Any]) -> None:
     if "db" in parts:
         staged = content / arc.DB_MEMBER
         _copy_db_into_live(staged, settings.db_path, settings.get("database.busy_timeout_ms", 5000))
+        pause_point("restore-db-swapped")
     if "faces" in parts:
         live, new, old = data_dir / "faces", content / "faces", staging / "faces.old"
         if new.exists():
@@ -219,7 +221,7 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
                                       "schema_version": manifest.get("schema_version")}
             if "db" in wanted:
                 report(0.45, "checking the database")
-                result["migrated"] = _prepare_db(verified, label, staging)
+                result["migrated"] = _prepare_db(verified, label, staging, manager.db_path)
             if "faces" in wanted:
                 verified.faces_dir.mkdir(exist_ok=True)  # an empty faces/ restores as empty
             settings_dest = _prepare_settings(settings, verified, staging) if "settings" in wanted else None
@@ -229,9 +231,9 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
             journal = {"version": 1, "archive": label, "parts": wanted, "settings_dest": settings_dest,
                        "created_at": manifest.get("created_at")}
             report(0.8, "switching over")
-            test_pause_hook("restore-before-commit")
+            pause_point("restore-before-commit")
             _write_atomic(data_dir / JOURNAL, json.dumps(journal).encode())  # the commit point
-            test_pause_hook("restore-committed")
+            pause_point("restore-committed")
             _apply(settings, journal)
         except (arc.ArchiveError, crypto.CryptoError, RestoreError, MigrationError, BackupError) as exc:
             if not (data_dir / JOURNAL).exists():
@@ -252,13 +254,7 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
     return result
 
 
-def test_pause_hook(stage: str) -> None:
-    from edge.backup.manager import test_pause
-
-    test_pause(stage)
-
-
-def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path) -> list[int]:
+def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path, live_db: Path) -> list[int]:
     staged = verified.db_path
     assert staged is not None
     with Migrator(staged, snapshot_dir=staging / "pre-migrate") as migrator:
@@ -270,9 +266,39 @@ def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path) -> lis
         if integrity != "ok":
             raise RestoreError(f"{label}: the backup's database fails integrity_check: {integrity}")
         applied = migrator.migrate()
+        _carry_backup_log(live_db, migrator.conn)
         migrator.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.rmtree(staging / "pre-migrate", ignore_errors=True)
     return applied
+
+
+def _carry_backup_log(live_db: Path, staged: Any) -> None:
+    """The device's backup log describes the device, not the snapshot: keep the live one, so
+    retention still knows which archives were verified. It travels inside the staged
+    database, so the switch-over stays one atomic copy."""
+    if not live_db.exists():
+        return
+    live = connect(live_db, readonly=True)
+    try:
+        if live.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='backup_runs'").fetchone() is None:
+            return
+        live_cols = [r[1] for r in live.execute("PRAGMA table_info(backup_runs)")]
+        staged_cols = {r[1] for r in staged.execute("PRAGMA table_info(backup_runs)")}
+        cols = [c for c in live_cols if c in staged_cols]
+        rows = live.execute(f"SELECT {', '.join(cols)} FROM backup_runs ORDER BY id").fetchall()
+    finally:
+        live.close()
+    if not staged_cols:
+        return
+    staged.execute("BEGIN IMMEDIATE")
+    try:
+        staged.execute("DELETE FROM backup_runs")
+        staged.executemany(f"INSERT INTO backup_runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                           [tuple(r) for r in rows])
+        staged.execute("COMMIT")
+    except BaseException:
+        staged.rollback()
+        raise
 
 
 def _pre_restore_backup(manager: "BackupManager") -> str | None:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+from edge.backup.faults import pause_point
 from edge.backup.archive import COPY_CHUNK, NAME_RE, parse_name
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class Target:
     def describe(self) -> str:
         return f"{self.kind} target {self.name!r}"
 
+    def close(self) -> None:
+        """Release connections (SMB); safe to call more than once."""
+
     # -- shared behaviour -----------------------------------------------------------------
     def store(self, source: Path, name: str, sha256: str, progress: Callable[[int], None] | None = None) -> None:
         """Copy ``source`` to ``name`` on the target atomically, then read it back and verify."""
@@ -94,6 +98,7 @@ class Target:
                     dst.write(chunk)
                     if progress:
                         progress(len(chunk))
+                    pause_point("target-writing")
                 self._sync_written(dst)
             self._rename(temp, name)
         except BaseException as exc:
@@ -303,6 +308,12 @@ class SmbTarget(Target):
         self.base = "\\\\" + "\\".join(p for p in (self.server, self.share, sub, sub2) if p)
         self._registered = False
         self._progress_at = time.monotonic()
+        # A private connection cache: credentials of one target never ride on another's
+        # pooled session, and a dead server's connection can be abandoned without blocking.
+        self._cache: dict[str, Any] = {}
+
+    def _kw(self) -> dict[str, Any]:
+        return {"port": self.port, "connection_cache": self._cache}
 
     def describe(self) -> str:
         return f"smb target {self.name!r} ({self.base})"
@@ -341,13 +352,24 @@ class SmbTarget(Target):
         return box.get("value")
 
     def _drop_session(self) -> None:
-        try:
-            import smbclient
-
-            smbclient.delete_session(self.server, port=self.port)
-        except Exception:
-            pass
+        """Forget the connection; closing it (which may block on a dead server) happens
+        in a daemon thread."""
+        cache, self._cache = self._cache, {}
         self._registered = False
+
+        def close() -> None:
+            try:
+                import smbclient
+
+                smbclient.reset_connection_cache(connection_cache=cache)
+            except Exception:
+                pass
+
+        threading.Thread(target=close, name=f"smb-close-{self.name}", daemon=True).start()
+
+    def close(self) -> None:
+        if self._cache:
+            self._drop_session()
 
     def _session(self) -> None:
         if self._registered:
@@ -356,7 +378,7 @@ class SmbTarget(Target):
 
         self._call("connect", lambda: smbclient.register_session(
             self.server, username=self.spec.get("username"), password=self.spec.get("password"),
-            port=self.port, connection_timeout=int(max(1, self.timeout_s))))
+            port=self.port, connection_timeout=int(max(1, self.timeout_s)), connection_cache=self._cache))
         self._registered = True
 
     def check(self) -> None:
@@ -364,20 +386,20 @@ class SmbTarget(Target):
 
         self._session()
 
-        def ensure_dir() -> None:
-            try:
-                smbclient.makedirs(self._p(), exist_ok=True, port=self.port)
-            except OSError:
-                if not smbclient.path.isdir(self._p(), port=self.port):
-                    raise
+        share = "\\\\" + self.server + "\\" + self.share
+        self._call("open the share", lambda: smbclient.listdir(share, **self._kw()))
+        if self._p() != share:
+            def ensure_dir() -> None:
+                if not smbclient.path.isdir(self._p(), **self._kw()):
+                    smbclient.makedirs(self._p(), exist_ok=True, **self._kw())
 
-        self._call("open the share directory", ensure_dir)
+            self._call("create the directory", ensure_dir)
 
     def free_bytes(self) -> int:
         import smbclient
 
         self._session()
-        result = self._call("query free space", lambda: smbclient.stat_volume(self._p(), port=self.port))
+        result = self._call("query free space", lambda: smbclient.stat_volume(self._p(), **self._kw()))
         return int(result.caller_available_size)
 
     def store(self, source: Path, name: str, sha256: str, progress: Callable[[int], None] | None = None) -> None:
@@ -396,14 +418,14 @@ class SmbTarget(Target):
         temp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
 
         def upload() -> None:
-            with open(source, "rb") as src, smbclient.open_file(self._p(temp), mode="xb", port=self.port) as dst:
+            with open(source, "rb") as src, smbclient.open_file(self._p(temp), mode="xb", **self._kw()) as dst:
                 while chunk := src.read(COPY_CHUNK):
                     dst.write(chunk)
                     self._progress_at = time.monotonic()
                     if progress:
                         progress(len(chunk))
                 dst.flush()
-            smbclient.rename(self._p(temp), self._p(name), port=self.port)
+            smbclient.rename(self._p(temp), self._p(name), **self._kw())
 
         try:
             self._call(f"writing {name}", upload)
@@ -420,7 +442,7 @@ class SmbTarget(Target):
 
         def read() -> str:
             digest = hashlib.sha256()
-            with smbclient.open_file(self._p(name), mode="rb", port=self.port) as fh:
+            with smbclient.open_file(self._p(name), mode="rb", **self._kw()) as fh:
                 while chunk := fh.read(COPY_CHUNK):
                     digest.update(chunk)
                     self._progress_at = time.monotonic()
@@ -431,24 +453,24 @@ class SmbTarget(Target):
     def _exists(self, name: str) -> bool:
         import smbclient
 
-        return bool(self._call("stat", lambda: smbclient.path.exists(self._p(name), port=self.port)))
+        return bool(self._call("stat", lambda: smbclient.path.exists(self._p(name), **self._kw())))
 
     def names(self) -> list[str]:
         import smbclient
 
         self._session()
-        return sorted(self._call("list", lambda: smbclient.listdir(self._p(), port=self.port)))
+        return sorted(self._call("list", lambda: smbclient.listdir(self._p(), **self._kw())))
 
     def size(self, name: str) -> int:
         import smbclient
 
-        return int(self._call("stat", lambda: smbclient.stat(self._p(name), port=self.port).st_size))
+        return int(self._call("stat", lambda: smbclient.stat(self._p(name), **self._kw()).st_size))
 
     def download(self, name: str, dest: Path, progress: Callable[[int], None] | None = None) -> None:
         import smbclient
 
         def fetch() -> None:
-            with smbclient.open_file(self._p(name), mode="rb", port=self.port) as src, open(dest, "wb") as dst:
+            with smbclient.open_file(self._p(name), mode="rb", **self._kw()) as src, open(dest, "wb") as dst:
                 while chunk := src.read(COPY_CHUNK):
                     dst.write(chunk)
                     self._progress_at = time.monotonic()
@@ -465,7 +487,7 @@ class SmbTarget(Target):
         import smbclient
 
         self._session()
-        self._call(f"removing {name}", lambda: smbclient.remove(self._p(name), port=self.port))
+        self._call(f"removing {name}", lambda: smbclient.remove(self._p(name), **self._kw()))
 
 
 def _smb_reason(exc: BaseException) -> str:
@@ -508,6 +530,7 @@ def check_target(target: dict[str, Any], min_free_bytes: int = 100 << 20) -> dic
             return {"ok": False, "free_bytes": free,
                     "detail": f"{t.describe()}: only {free // (1 << 20)} MiB free (want {min_free_bytes // (1 << 20)} MiB)"}
         count = len(t.backups())
+        t.close()
         return {"ok": True, "free_bytes": free, "detail": f"{t.describe()}: ok, {count} backup(s), "
                                                              f"{free // (1 << 20)} MiB free"}
     except TargetError as exc:
