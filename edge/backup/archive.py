@@ -225,7 +225,7 @@ def verify_archive(archive: Path, staging: Path, keys: crypto.KeySource | None,
         for info in infos:
             _check_member_name(info.filename, label)
             mode = info.external_attr >> 16
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits = a plain file (Python's own zips)
                 kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
                 raise ArchiveError(f"{label}: member {info.filename!r} is {kind}")
         manifest_info = zf.getinfo(MANIFEST)
@@ -275,6 +275,9 @@ def verify_archive(archive: Path, staging: Path, keys: crypto.KeySource | None,
                         if progress:
                             progress(0.5 + 0.5 * done / max(need, 1), f"checking {info.filename}")
             except (zipfile.BadZipFile, zlib_error(), EOFError, OSError) as exc:
+                if "CRC" in str(exc):
+                    raise ArchiveError(f"{label}: member {info.filename!r} fails its checksum "
+                                       "(tampered or damaged)") from None
                 raise ArchiveError(f"{label}: member {info.filename!r} is damaged: {exc}") from None
             if size != expected or digest.hexdigest() != entry["sha256"]:
                 raise ArchiveError(f"{label}: member {info.filename!r} fails its checksum (tampered or damaged)")
