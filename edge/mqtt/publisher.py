@@ -38,6 +38,17 @@ STALE_INFLIGHT_S = 120.0    # an unacknowledged message this old while connected
 STOP_FLUSH_S = 3.0          # on a clean stop, wait this long for the "offline" PUBACK
 
 
+def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    def run(*args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("MQTT callback %s failed", callback.__name__)
+
+    run.__name__ = callback.__name__
+    return run
+
+
 class MqttPublisher:
     name = "mqtt"
 
@@ -52,10 +63,11 @@ class MqttPublisher:
         self.client_id = client_id_for(ctx.device_id)
         self.client = make_client(settings, ctx.device_id, client_id=self.client_id)
         self.client.max_inflight_messages_set(self.max_inflight + 20)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
+        # An exception escaping a paho callback would end paho's network thread: log it instead.
+        self.client.on_connect = _guarded(self._on_connect)
+        self.client.on_disconnect = _guarded(self._on_disconnect)
+        self.client.on_publish = _guarded(self._on_publish)
+        self.client.on_message = _guarded(self._on_message)
 
         self._outbox = EventOutbox(ctx.db_path, settings["database.busy_timeout_ms"])
         self._connected = threading.Event()
