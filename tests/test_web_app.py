@@ -243,14 +243,16 @@ def test_dashboard_shows_every_section(web: SimpleNamespace) -> None:
                  "CPUExecutionProvider", 'data-camera="door"', "12.5", "No active alerts", "Last backup",
                  "<svg", 'data-chart="cpu_percent"', "detect"):
         assert text in html, text
-    assert "MQTT not available" in html  # MQTT is off in this test
+    assert "MQTT is off (mqtt.enabled is false)" in html
 
 
 def test_every_section_renders_when_its_part_is_missing(bare: SimpleNamespace) -> None:
     login(bare.client, PASSWORD)
     html = bare.client.get("/").get_data(as_text=True)
-    for what in ("Camera status", "Monitoring", "Alerts", "MQTT", "Backups"):
+    for what in ("Camera status", "Monitoring", "Alerts", "Backups"):
         assert f"{what} not available" in html, what
+    bare.ctx.settings.data["mqtt"]["enabled"] = True  # configured, but the part is not running
+    assert "MQTT not available" in bare.client.get("/").get_data(as_text=True)
     assert "Monitoring history not available" in html
     status = bare.client.get("/api/status").get_json()
     assert status["cameras"] == {"available": False} and status["backup"] == {"available": False}
@@ -446,7 +448,8 @@ def test_backup_wizard_create_list_restore_delete(web: SimpleNamespace) -> None:
     confirm = web.client.post("/backups/confirm", data={"csrf_token": token, "action": "restore",
                                                        "backup": f"local/{name}"}).get_data(as_text=True)
     assert "will <strong>overwrite</strong>" in confirm and str(web.ctx.db_path) in confirm
-    assert str(web.ctx.data_dir / "faces") in confirm
+    # the archive holds the database and settings only: the face images are not touched
+    assert "the archive holds db, settings" in confirm and str(web.ctx.data_dir / "faces") not in confirm
     # not confirmed: nothing happens
     response = web.client.post("/backups/restore", data={"csrf_token": token, "target": "local", "name": name},
                                follow_redirects=True)
@@ -532,3 +535,28 @@ def test_cli_set_password(write_settings: Any, data_dir: Path) -> None:
     assert auth.verify_password(data_dir, "a much better password")
     assert stat.S_IMODE((data_dir / auth.PASSWORD_FILE).stat().st_mode) == 0o600
     assert not (data_dir / auth.FIRST_BOOT_PASSWORD_FILE).exists()  # the generated one is gone
+
+
+def test_web_server_component_listens_refuses_a_busy_port_and_stops(bare: SimpleNamespace) -> None:
+    import urllib.error
+    import urllib.request
+
+    from edge.web.server import WebServer
+
+    server = WebServer(bare.ctx)
+    server.start()
+    try:
+        assert bare.ctx.web is server and server.port > 0
+        with pytest.raises(urllib.error.HTTPError) as excinfo:  # no pipeline: unhealthy
+            urllib.request.urlopen(server.url + "api/health", timeout=5)
+        assert excinfo.value.code == 503
+        assert json.load(excinfo.value)["reasons"] == ["pipeline is not running"]
+        second = WebServer(bare.ctx)
+        second.port = server.port
+        with pytest.raises(RuntimeError, match=r"web: cannot listen on 127\.0\.0\.1:\d+ \(web\.host/web\.port\)"):
+            second.start()
+    finally:
+        server.stop()
+    assert bare.ctx.web is None
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(server.url + "api/health", timeout=2)

@@ -127,3 +127,16 @@ def get_person(db_path: Path, user_id: int) -> dict[str, Any] | None:
     with _reader(db_path) as conn:
         row = conn.execute("SELECT id, name FROM users WHERE id = ?", (int(user_id),)).fetchone()
     return {"id": row["id"], "name": row["name"]} if row else None
+
+
+def archive_includes(db_path: Path, archive: str) -> list[str] | None:
+    """The parts (db, faces, settings) a backup archive holds, from the backup log (its
+    creation, or a verification such as an import); None when the log does not know it."""
+    try:
+        with _reader(db_path) as conn:
+            row = conn.execute(
+                "SELECT includes FROM backup_runs WHERE archive = ? AND result = 'ok' AND includes IS NOT NULL"
+                " AND operation IN ('create', 'verify', 'import') ORDER BY id DESC LIMIT 1", (archive,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return [part for part in row["includes"].split(",") if part] if row else None

@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def _fmt_bytes(value: Any) -> str:
+    if value is None:
+        return "—"
     try:
         size = float(value)
     except (TypeError, ValueError):
@@ -28,6 +30,15 @@ def _fmt_bytes(value: Any) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
+
+
+def _fmt_percent(value: Any) -> str:
+    if value is None:
+        return "—"
+    try:
+        return f"{float(value):.0f} %"
+    except (TypeError, ValueError):
+        return "?"
 
 
 def _fmt_duration(seconds: Any) -> str:
@@ -65,6 +76,7 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
     app.extensions["facepro_login_limiter"] = login_limiter or auth.LoginRateLimiter(limit=5, window_s=60)
     app.jinja_env.filters["bytes"] = _fmt_bytes
     app.jinja_env.filters["duration"] = _fmt_duration
+    app.jinja_env.filters["percent"] = _fmt_percent
     app.jinja_env.globals["device_name"] = settings["device.name"]
 
     from edge.web import views_api, views_auth, views_files, views_pages

@@ -141,7 +141,7 @@ def ensure_technician_password(data_dir: Path) -> str | None:
     record = hash_password(password)
     _write_private(data_dir / FIRST_BOOT_PASSWORD_FILE, (password + "\n").encode())
     _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
-    log.info("generated the technician password at first boot; the installer reads it from %s",
+    log.debug("generated the technician password at first boot; the installer reads it from %s",
              data_dir / FIRST_BOOT_PASSWORD_FILE)
     return password
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from edge.context import ServiceContext
+from edge.db import web_queries
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def find_backup(ctx: ServiceContext, target: Any, name: Any) -> dict[str, Any]:
         raise ActionError(f"cannot list target {target!r}: {exc}", 503) from exc
     for backup in listed:
         if backup.get("name") == name:
-            return backup
+            return dict(backup, include=web_queries.archive_includes(ctx.db_path, name))
     raise ActionError(f"no backup named {name!r} on target {target!r}", 404)
 
 
@@ -131,7 +132,7 @@ def job_state(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
 
 def what_restore_overwrites(ctx: ServiceContext, backup: dict[str, Any], include: list[str] | None) -> list[str]:
     """Human lines naming what a restore replaces on this device."""
-    parts = include or backup.get("include") or backup.get("includes") or list(INCLUDE_CHOICES)
+    parts = include or backup.get("include") or list(INCLUDE_CHOICES)
     where = {
         "db": f"{INCLUDE_LABELS['db']}: {ctx.db_path}",
         "faces": f"{INCLUDE_LABELS['faces']}: {ctx.data_dir / 'faces'}",

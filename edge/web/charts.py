@@ -69,6 +69,8 @@ def svg_chart(chart: dict[str, Any], width: int = 320, height: int = 110) -> str
         legend_y = 11 if i == 0 else top + 10 + 11 * (i - 1)  # first beside the title, others inside
         parts.append(f'<text x="{legend_x}" y="{legend_y}" class="chart-legend" text-anchor="end" '
                      f'fill="{color}">{legend}</text>')
-    parts.append(f'<text x="{left}" y="{height - 2}" class="chart-axis">{(t1 - t0) / 60:.0f} min</text>')
+    span = t1 - t0
+    label = f"last {span:.0f} s" if span < 120 else f"last {span / 60:.0f} min"
+    parts.append(f'<text x="{left}" y="{height - 2}" class="chart-axis">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)

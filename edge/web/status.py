@@ -51,11 +51,35 @@ def _stage_summary(ctx: ServiceContext) -> dict[str, dict[str, float]]:
                     "p95_ms": round(s["p95_s"] * 1000, 2)} for stage, s in stats.items()}
 
 
+def system_summary(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The few load figures a technician looks at, from the telemetry snapshot."""
+    if not isinstance(snapshot, dict):
+        return None
+    system = snapshot.get("system") or {}
+    process = snapshot.get("process") or {}
+    gpu = snapshot.get("gpu") or {}
+    temps = system.get("temperatures_c") or {}
+    data_disk = next((d for d in snapshot.get("disks") or [] if d.get("name") == "data"), {})
+    return {
+        "cpu_percent": system.get("cpu_percent"),
+        "load1": (system.get("load") or [None])[0],
+        "memory_percent": system.get("memory_percent"),
+        "service_cpu_percent": process.get("cpu_percent"),
+        "service_rss_bytes": process.get("rss_bytes"),
+        "temperature_max_c": max(temps.values()) if temps else None,
+        "data_free_bytes": data_disk.get("free_bytes"),
+        "gpu_available": bool(gpu.get("available")),
+        "gpu_percent": gpu.get("utilization_percent"),
+        "gpu_temperature_c": gpu.get("temperature_c"),
+    }
+
+
 def collect_status(ctx: ServiceContext) -> dict[str, Any]:
     """The whole status as a JSON-able dict (what ``/api/status`` answers)."""
     now = time.time()
     cameras = _section("pipeline", ctx.pipeline, lambda p: p.cameras_status())
     models = _section("pipeline", ctx.pipeline, lambda p: p.models_info())
+    telemetry = _section("telemetry", ctx.telemetry, lambda t: t.snapshot())
     return {
         "device": {"id": ctx.device_id, "name": ctx.settings["device.name"]},
         "version": edge.__version__,
@@ -66,9 +90,11 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
         "models": models,
         "cameras": cameras,
         "stages": _stage_summary(ctx),
-        "telemetry": _section("telemetry", ctx.telemetry, lambda t: t.snapshot()),
+        "system": system_summary(telemetry.get("data")),
+        "telemetry": telemetry,
         "alerts": _section("alerts", ctx.alerts, lambda a: a.active()),
-        "mqtt": _section("mqtt", ctx.mqtt, lambda m: m.status()),
+        "mqtt": (_section("mqtt", ctx.mqtt, lambda m: m.status())
+                 if ctx.mqtt is not None or ctx.settings["mqtt.enabled"] else {"available": False, "off": True}),
         "backup": _section("backups", ctx.backups, lambda b: b.last_status()),
         "health": health(ctx),
     }

@@ -30,26 +30,11 @@ def fail(exc: ActionError, endpoint: str, **values: Any) -> Any:
     return redirect(url_for(endpoint, **values)), 303
 
 
-def flatten(data: Any, prefix: str = "", depth: int = 2) -> list[tuple[str, Any]]:
-    """Scalar leaves of a nested dict as (dotted key, value), for the 'System' facts."""
-    if not isinstance(data, dict):
-        return []
-    out: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and depth > 1:
-            out.extend(flatten(value, dotted + ".", depth - 1))
-        elif isinstance(value, (str, int, float, bool)) or value is None:
-            out.append((dotted, round(value, 2) if isinstance(value, float) else value))
-    return out[:40]
-
-
 @bp.get("/")
 def dashboard() -> Any:
     status = status_mod.collect_status(ctx())
     charts = status_mod.chart_series(ctx())
-    facts = flatten(status["telemetry"].get("data"))
-    return render_template("dashboard.html", s=status, charts=charts, svg_chart=svg_chart, telemetry_facts=facts)
+    return render_template("dashboard.html", s=status, charts=charts, svg_chart=svg_chart)
 
 
 @bp.get("/partials/charts")

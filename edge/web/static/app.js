@@ -14,6 +14,12 @@
     return m + "m " + (s % 60) + "s";
   }
 
+  function bytes(n) {
+    var units = ["B", "KB", "MB", "GB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i ? n.toFixed(1) + " " + units[i] : Math.round(n) + " B";
+  }
+
   function cell(text, cls) {
     var td = document.createElement("td");
     td.textContent = text;
@@ -64,10 +70,13 @@
       var value = get(status, el.getAttribute("data-field"));
       if (value === undefined) return;
       var format = el.getAttribute("data-format");
-      if (format === "duration") value = duration(value);
+      if (value === null) value = "—";
+      else if (format === "duration") value = duration(value);
+      else if (format === "percent") value = Math.round(value) + " %";
+      else if (format === "celsius") value = Math.round(value) + " °C";
+      else if (format === "bytes") value = bytes(value);
       else if (format === "connected") value = value ? "connected" : "disconnected";
       else if (Array.isArray(value)) value = value.join(el.getAttribute("data-join") || ", ");
-      else if (value === null) value = "—";
       el.textContent = String(value);
     });
     var health = document.getElementById("health");
