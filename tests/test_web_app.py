@@ -299,6 +299,17 @@ def test_no_secret_in_any_page_or_answer(web: SimpleNamespace, data_dir: Path) -
             assert secret not in body, (path, secret[:4])
 
 
+def test_a_secret_quoted_by_a_part_is_masked(web: SimpleNamespace) -> None:
+    def leaky() -> dict[str, Any]:
+        raise RuntimeError(f"share refused user hub with password {BACKUP_SECRET}")
+
+    web.ctx.backups.last_status = leaky
+    login(web.client, PASSWORD)
+    for path in ("/", "/api/status"):
+        body = web.client.get(path).get_data(as_text=True)
+        assert "share refused user hub with password ***" in body and BACKUP_SECRET not in body
+
+
 def test_metrics_text(web: SimpleNamespace) -> None:
     login(web.client, PASSWORD)
     response = web.client.get("/metrics")

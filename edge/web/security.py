@@ -7,12 +7,14 @@ from typing import Any
 
 from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 
+from edge import secrets
 from edge.web import auth
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Reachable without login even when reading is not public.
 OPEN_ENDPOINTS = {"auth.login", "api.health", "static"}
+REDACTED_TYPES = {"text/html", "application/json", "text/plain"}
 
 
 def csrf_token() -> str:
@@ -95,6 +97,14 @@ def add_security_headers(response: Any) -> Any:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
+    # Defence in depth: pages and answers are built without secrets, but should a part's
+    # error message quote one (a share password in an SMB error, say), mask it here too.
+    if (not response.direct_passthrough and response.mimetype in REDACTED_TYPES
+            and response.content_length is not None and response.content_length < 2_000_000):
+        body = response.get_data(as_text=True)
+        masked = secrets.redact(body)
+        if masked != body:
+            response.set_data(masked)
     return response
 
 
