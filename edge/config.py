@@ -445,6 +445,9 @@ def _check_semantics(data: dict[str, Any], label: str) -> None:
     except ScheduleError as exc:
         raise ConfigError(f"{label}: key backup.schedule: {exc}") from None
     for i, target in enumerate(data["backup"]["targets"]):
+        if target["type"] == "smb" and "path" in target:
+            raise ConfigError(f"{label}: key backup.targets[{i}].path: an smb target takes server, share and "
+                              "subdir (the folder inside the share), not path")
         subdir = target.get("subdir")
         if subdir and (subdir.startswith("/") or ".." in subdir.split("/")):
             raise ConfigError(f"{label}: key backup.targets[{i}].subdir: must be a relative path without '..'")

@@ -303,9 +303,8 @@ class SmbTarget(Target):
         self.share: str = spec["share"]
         self.port: int = int(spec.get("port") or 445)
         self.timeout_s: float = float(spec.get("timeout_s") or 30)
-        sub = (spec.get("path") or "").replace("/", "\\").strip("\\")
-        sub2 = (spec.get("subdir") or "").replace("/", "\\").strip("\\")
-        self.base = "\\\\" + "\\".join(p for p in (self.server, self.share, sub, sub2) if p)
+        sub = (spec.get("subdir") or "").replace("/", "\\").strip("\\")
+        self.base = "\\\\" + "\\".join(p for p in (self.server, self.share, sub) if p)
         self._registered = False
         self._progress_at = time.monotonic()
         # A private connection cache: credentials of one target never ride on another's

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -47,14 +48,17 @@ class Samba:
         self.user = "fpt" + uuid.uuid4().hex[:8]
         self.password = "Smb-" + uuid.uuid4().hex[:12]
         self.state = workdir / "state"
-        self.share_dir = workdir / "share"
+        # The share lives outside pytest's tmp tree: that tree is mode 0700, which the share's
+        # (unprivileged) user could not traverse.
+        self._share_root = Path(tempfile.mkdtemp(prefix="facepro-smb-"))
+        self._share_root.chmod(0o755)
+        self.share_dir = self._share_root / "share"
         self.conf = workdir / "smb.conf"
         self.pid: int | None = None
 
     def start(self) -> "Samba":
         (self.state / "ncalrpc").mkdir(parents=True)
         self.share_dir.mkdir(parents=True)
-        self.workdir.chmod(0o755)
         s = self.state
         self.conf.write_text(f"""[global]
   smb ports = {self.port}
@@ -117,4 +121,5 @@ class Samba:
             except ProcessLookupError:
                 pass
             self.pid = None
-        subprocess.run([_tool("userdel"), self.user], capture_output=True)
+        subprocess.run([_tool("userdel"), "-f", self.user], capture_output=True)
+        shutil.rmtree(self._share_root, ignore_errors=True)
