@@ -1,0 +1,184 @@
+"""deploy/install.sh into a temporary root: the tree it makes, a second run that changes
+nothing, the installed facepro running doctor and migrate, model pack verification.
+
+The install is real: a venv, a wheel built from a snapshot of this source tree, and its
+dependencies from the package index (about 25 s once per module)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MODELS_DIR, REPO, subprocess_env
+
+INSTALL = REPO / "deploy" / "install.sh"
+SNAPSHOT_IGNORE = shutil.ignore_patterns(".git", ".venv", "tests", "__pycache__", "*.egg-info", "build", "dist",
+                                         ".demo-data", "test-artifacts", ".pytest_cache")
+
+
+def install(root: Path, *args: str, check: bool = True, script: Path = INSTALL) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["bash", str(script), "--root", str(root), *args], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"install.sh failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every path under root with its type, mode, mtime and content hash (or link target)."""
+    entries: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                entries[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                entries[rel] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                entries[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_mtime_ns, digest)
+    return entries
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("install")
+    source = base / "source"
+    shutil.copytree(REPO, source, ignore=SNAPSHOT_IGNORE, symlinks=True)
+    root = base / "root"
+    # Everything (script, unit, docs, package) from one snapshot: others edit the live tree.
+    script = source / "deploy" / "install.sh"
+    args = ("--source", str(source), "--models", str(MODELS_DIR), "--flavour", "auto")
+    first = install(root, *args, script=script)
+    before = tree(root)
+    second = install(root, *args, script=script)
+    after = tree(root)
+    return {"root": root, "source": source, "script": script, "first": first, "second": second,
+            "before": before, "after": after}
+
+
+def installed_env(root: Path) -> dict[str, str]:
+    return subprocess_env(FACEPRO_CONFIG=str(root / "etc/facepro/settings.json"),
+                          FACEPRO_DATA_DIR=str(root / "var/lib/facepro"),
+                          FACEPRO_MODELS_DIR=str(root / "var/lib/facepro/models/face"))
+
+
+def test_install_produces_the_expected_tree(installed: dict[str, Any]) -> None:
+    root: Path = installed["root"]
+    out = installed["first"].stdout
+    assert "onnxruntime flavour: cpu" in out
+    assert os.access(root / "opt/facepro/venv/bin/facepro", os.X_OK)
+    wrapper = (root / "usr/local/bin/facepro").read_text()
+    assert "/opt/facepro/venv/bin/facepro" in wrapper and "/etc/facepro/settings.json" in wrapper
+    data = root / "var/lib/facepro"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o750
+    settings = root / "etc/facepro/settings.json"
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o640
+    assert json.loads(settings.read_text())["paths"]["data_dir"] == "/var/lib/facepro"
+    unit = root / "etc/systemd/system/facepro.service"
+    assert unit.read_bytes() == (installed["source"] / "deploy/systemd/facepro.service").read_bytes()
+    wants = root / "etc/systemd/system/multi-user.target.wants/facepro.service"
+    assert os.readlink(wants) == "/etc/systemd/system/facepro.service"
+    # the model pack with a manifest that matches every file
+    pack = data / "models/face"
+    sums = dict(reversed(line.split("  ", 1)) for line in (pack / "SHA256SUMS").read_text().splitlines())
+    assert set(sums) == {"scrfd_2.5g_bnkps.onnx", "mobilefacenet.onnx", "README.md"}
+    for name, digest in sums.items():
+        assert hashlib.sha256((pack / name).read_bytes()).hexdigest() == digest
+    # nothing per device: no id, no database, no password in the image
+    assert sorted(p.name for p in data.iterdir()) == ["models"]
+    # what --root leaves to a real install is written down
+    actions = (root / "opt/facepro/install-actions.txt").read_text()
+    assert "useradd --system" in actions and "video" in actions and "systemctl enable facepro.service" in actions
+    # the onnxruntime flavour is the CPU build, alone
+    pip_list = subprocess.run([str(root / "opt/facepro/venv/bin/python"), "-m", "pip", "list", "--format=json"],
+                              capture_output=True, text=True, check=True, env=subprocess_env()).stdout
+    names = {p["name"].lower() for p in json.loads(pip_list)}
+    assert "onnxruntime" in names and "onnxruntime-gpu" not in names and "opencv-python" not in names
+
+
+def test_second_install_changes_nothing(installed: dict[str, Any]) -> None:
+    assert installed["after"] == installed["before"]
+    out = installed["second"].stdout
+    assert "already installed" in out and "unchanged" in out and "no changes" in out
+
+
+def test_installed_facepro_runs_doctor_and_migrate(installed: dict[str, Any]) -> None:
+    root: Path = installed["root"]
+    facepro = str(root / "opt/facepro/venv/bin/facepro")
+    env = installed_env(root)
+    doctor = subprocess.run([facepro, "--log-level", "warning", "doctor", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=root)
+    report = json.loads(doctor.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert doctor.returncode == 0, report
+    assert checks["model pack"]["status"] == "PASS" and "scrfd" in checks["model pack"]["detail"]
+    assert checks["database"]["status"] == "WARN"  # created on first boot, not by the installer
+    status = subprocess.run([facepro, "migrate", "status", "--json"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=root)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["latest_version"] >= 8
+    subprocess.run([facepro, "migrate", "up"], env=env, check=True, capture_output=True, timeout=60, cwd=root)
+    doctor = subprocess.run([facepro, "--log-level", "warning", "doctor", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=root)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["database"]["status"] == "PASS", checks["database"]
+
+
+def test_model_pack_with_wrong_checksum_is_refused(installed: dict[str, Any], tmp_path: Path) -> None:
+    root: Path = installed["root"]
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    shutil.copy(MODELS_DIR / "mobilefacenet.onnx", pack)
+    shutil.copy(MODELS_DIR / "scrfd_2.5g_bnkps.onnx", pack)
+    good = hashlib.sha256((pack / "scrfd_2.5g_bnkps.onnx").read_bytes()).hexdigest()
+    (pack / "SHA256SUMS").write_text(f"{good}  scrfd_2.5g_bnkps.onnx\n{'ab' * 32}  mobilefacenet.onnx\n")
+    installed_pack = root / "var/lib/facepro/models/face"
+    before = tree(installed_pack)
+    proc = install(root, "--source", str(installed["source"]), "--models", str(pack), check=False,
+                   script=installed["script"])
+    assert proc.returncode == 1
+    assert "checksum mismatch" in proc.stderr and "mobilefacenet.onnx" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert tree(installed_pack) == before
+
+
+def test_zip_pack_with_a_matching_manifest_is_accepted(installed: dict[str, Any], tmp_path: Path) -> None:
+    root: Path = installed["root"]
+    archive = tmp_path / "pack.zip"
+    names = ["scrfd_2.5g_bnkps.onnx", "mobilefacenet.onnx", "README.md"]
+    lines = [f"{hashlib.sha256((MODELS_DIR / n).read_bytes()).hexdigest()}  {n}" for n in names]
+    with zipfile.ZipFile(archive, "w") as zf:  # nested one level down, like InsightFace's zips
+        for name in names:
+            zf.write(MODELS_DIR / name, f"facepro_dev/{name}")
+        zf.writestr("facepro_dev/SHA256SUMS", "\n".join(lines) + "\n")
+    before = tree(root / "var/lib/facepro/models/face")
+    wheel = next((root / "opt/facepro/dist").glob("facepro_edge-*.whl"))  # the installed one, kept
+    proc = install(root, "--wheel", str(wheel), "--models", str(archive), script=installed["script"])
+    assert "3 file(s) match its SHA256SUMS" in proc.stdout
+    assert "unchanged" in proc.stdout and "no changes" in proc.stdout  # same files, same wheel
+    assert tree(root / "var/lib/facepro/models/face") == before
+
+
+def test_flavour_detection_and_bad_arguments(tmp_path: Path) -> None:
+    jetson_root = tmp_path / "jetson"
+    (jetson_root / "etc").mkdir(parents=True)
+    (jetson_root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 3.0, GCID: 36923193\n")
+    proc = install(jetson_root, "--detect-only")
+    assert "onnxruntime flavour: jetson" in proc.stdout
+    assert "onnxruntime flavour: cpu" in install(tmp_path / "plain", "--detect-only").stdout
+    assert "gpu (chosen with --flavour)" in install(tmp_path / "plain", "--detect-only", "--flavour", "gpu").stdout
+    bad = install(tmp_path / "plain", "--flavour", "tpu", check=False)
+    assert bad.returncode == 2 and "--flavour" in bad.stderr
+    missing = install(tmp_path / "plain", "--models", str(tmp_path / "nope"), check=False)
+    assert missing.returncode == 2 and "nope" in missing.stderr
