@@ -562,6 +562,13 @@ class BackupManager:
             self.bus.publish("enroll", {"reason": "restore"})  # the gallery reloads
         return result
 
+    def recover(self) -> str | None:
+        """Finish or discard a restore that was cut short (see edge.backup.restore)."""
+        from edge.backup.restore import recover_interrupted_restore
+
+        with self.exclusive():
+            return recover_interrupted_restore(self.settings)
+
     def pre_restore_target(self) -> LocalTarget:
         return LocalTarget({"name": "pre-restore", "type": "local",
                             "path": str(self.data_dir / "backups" / "pre-restore"), "keep": PRE_RESTORE_KEEP})
