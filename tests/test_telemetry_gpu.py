@@ -166,3 +166,36 @@ def test_jtop_stats_parsing() -> None:
                       "temperatures_c": {"cpu": 44.1, "gpu": 42.5}, "temperature_c": 42.5,
                       "power_w": pytest.approx(6.21), "memory_total_bytes": 7_950_000 * 1024,
                       "memory_used_bytes": 2_460_000 * 1024}
+
+
+def load_check_nvml():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "check_nvml.py"
+    spec = importlib.util.spec_from_file_location("check_nvml", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def test_check_nvml_plausibility_rules() -> None:
+    check, _ = load_check_nvml()
+    good = {"utilization_percent": 12.0, "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30,
+            "temperature_c": 41.0, "power_w": 71.3}
+    assert check.problems_of(good) == []
+    bad = {"utilization_percent": 140.0, "memory_used_bytes": 90 << 30, "memory_total_bytes": 80 << 30,
+           "temperature_c": 0.0}
+    found = check.problems_of(bad)
+    assert len(found) == 4 and any("power_w" in p for p in found)
+
+
+@pytest.mark.skipif(nvidia_present(), reason="this machine has an NVIDIA GPU: run scripts/check_nvml.py itself")
+def test_check_nvml_says_unavailable_without_a_gpu() -> None:
+    import subprocess
+    import sys
+
+    _, path = load_check_nvml()
+    proc = subprocess.run([sys.executable, str(path), "--samples", "1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["available"] is False and report["ok"] is False and report["reason"]
