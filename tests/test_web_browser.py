@@ -1,8 +1,8 @@
 """A real headless Chromium against a real ``facepro run`` on the shared clip.
 
 It loads the dashboard, sees live fps and the charts update without a reload, logs in with
-the password generated at first boot, creates a backup through the wizard and sees it
-listed. Screenshots land in test-artifacts/web/ (gitignored).
+the password generated at first boot, sees the pipeline's events with their snapshots,
+creates a backup through the wizard, sees it listed and gets to the restore confirmation. Screenshots land in test-artifacts/web/ (gitignored).
 """
 from __future__ import annotations
 
@@ -132,6 +132,17 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
     browser.find_element(By.ID, "login-submit").click()
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "header form button"), what="the logout button")
     assert browser.current_url.rstrip("/") == base
+
+    # events recorded by the real pipeline, with their snapshot thumbnails actually loading
+    def loaded_thumbnail() -> bool:
+        browser.get(base + "/events")
+        return bool(browser.execute_script(
+            "return Array.from(document.querySelectorAll('img.thumb'))"
+            ".some(function (img) { return img.complete && img.naturalWidth > 0; });"))
+
+    wait_until(loaded_thumbnail, timeout=30, what="an event with a loaded snapshot thumbnail")
+    assert "stage" in browser.find_element(By.ID, "events").text
+    browser.save_screenshot(str(ARTIFACTS / "events.png"))
 
     # the backup wizard: create (database + settings only), watch the progress, see it listed
     browser.get(base + "/backups")
