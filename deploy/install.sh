@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install FacePro Edge on a Debian/Ubuntu device (JetPack on Jetson, Ubuntu on a NUC).
 #
-#   deploy/install.sh [--root DIR] [--models PATH] [--flavour auto|cpu|gpu|jetson]
+#   deploy/install.sh [--root DIR] [--models PATH] [--flavour auto|cpu|gpu|jetson|openvino]
 #                     [--wheel FILE | --source DIR] [--ort-wheel FILE] [--pip-args ARGS]
 #                     [--python PATH] [--system-site-packages] [--detect-only]
 #
@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1 (see: $0 --help)" 2 ;;
     esac
 done
-case "$flavour" in auto|cpu|gpu|jetson) ;; *) die "--flavour: '$flavour' is not one of auto, cpu, gpu, jetson" 2 ;; esac
+case "$flavour" in auto|cpu|gpu|jetson|openvino) ;; *) die "--flavour: '$flavour' is not one of auto, cpu, gpu, jetson, openvino" 2 ;; esac
 [ -z "$wheel" ] || [ -z "$source_dir" ] || die "--wheel and --source exclude each other" 2
 [ -z "$wheel" ] || [ -f "$wheel" ] || die "--wheel: $wheel: no such file" 2
 [ -z "$ort_wheel" ] || [ -f "$ort_wheel" ] || die "--ort-wheel: $ort_wheel: no such file" 2
@@ -211,6 +211,7 @@ else
         cpu) extra=cpu; unwanted=(onnxruntime-gpu onnxruntime-openvino) ;;
         gpu) extra=gpu; unwanted=(onnxruntime onnxruntime-openvino) ;;
         jetson) extra=jetson; unwanted=(onnxruntime onnxruntime-openvino) ;;
+        openvino) extra=""; unwanted=(onnxruntime onnxruntime-gpu) ;;
     esac
     # Never two onnxruntime builds side by side (they overwrite each other's files).
     for dist in "${unwanted[@]}"; do
@@ -227,11 +228,18 @@ else
             die "--flavour jetson: no onnxruntime-gpu for JetPack found; pass --ort-wheel FILE (see deploy/JETSON.md)"
         fi
     fi
+    if [ "$flavour" = openvino ]; then
+        # shellcheck disable=SC2086
+        "${pip[@]}" $pip_args onnxruntime-openvino || die "pip could not install onnxruntime-openvino"
+    fi
+    spec="$wheel${extra:+[$extra]}"
     # shellcheck disable=SC2086
-    "${pip[@]}" $pip_args "$wheel[$extra]" || die "pip could not install $wheel[$extra] (see the lines above)"
-    # The same version with new contents: replace the package itself, keep the dependencies.
-    # shellcheck disable=SC2086
-    "${pip[@]}" $pip_args --force-reinstall --no-deps "$wheel"
+    "${pip[@]}" $pip_args "$spec" || die "pip could not install $spec (see the lines above)"
+    if [ -f "$opt/.install-stamp" ]; then
+        # An upgrade may keep the version number: replace the package itself, keep the dependencies.
+        # shellcheck disable=SC2086
+        "${pip[@]}" $pip_args --force-reinstall --no-deps "$wheel"
+    fi
     if "$vpy" -m pip show -q opencv-python >/dev/null 2>&1; then
         say "removing opencv-python (it clashes with opencv-python-headless)"
         "$vpy" -m pip uninstall -q -y opencv-python
