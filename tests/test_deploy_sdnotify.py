@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edge.service import components_healthy
-from tests.conftest import FACEPRO, subprocess_env
+from tests.conftest import CLIP, FACEPRO, subprocess_env
 
 
 def _receive_until(sock: socket.socket, wanted: str, deadline: float, seen: list[str]) -> None:
@@ -24,7 +24,9 @@ def _receive_until(sock: socket.socket, wanted: str, deadline: float, seen: list
 
 
 def test_run_sends_ready_then_watchdog_and_exits_0_on_sigterm(tmp_path: Path, write_settings) -> None:
-    settings = write_settings({"web": {"enabled": False}, "mqtt": {"enabled": False}})
+    # a real pipeline on the shared clip: the watchdog is pinged only while its threads are healthy
+    settings = write_settings({"web": {"enabled": False}, "mqtt": {"enabled": False},
+                               "cameras": [{"name": "clip", "source": str(CLIP), "loop": True}]})
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
