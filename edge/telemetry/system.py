@@ -11,6 +11,8 @@ import psutil
 
 log = logging.getLogger(__name__)
 
+MOUNT_KINDS = ("usb", "mounted")  # backup target types whose path must be a mount point
+
 
 class SystemProbe:
     """Holds the psutil handles whose CPU percentages are measured between calls."""
@@ -83,13 +85,18 @@ def disk_figures(paths: Iterable[tuple[str, Any, str | Path | None]]) -> list[di
             entry.update(ok=False, error="no local path")
         elif not os.path.isdir(path):
             entry.update(ok=False, error="path not found")
+        elif kind in MOUNT_KINDS and not os.path.ismount(path):
+            # an unplugged drive leaves an empty directory on the root filesystem: its free
+            # space is not the drive's
+            entry.update(ok=False, mounted=False, error="not mounted")
         else:
             try:
                 usage = psutil.disk_usage(str(path))
             except OSError as exc:
                 entry.update(ok=False, error=exc.strerror or str(exc))
             else:
-                entry.update(ok=True, free_bytes=int(usage.free), total_bytes=int(usage.total),
-                             mounted=os.path.ismount(path) if kind == "usb" else None)
+                entry.update(ok=True, free_bytes=int(usage.free), total_bytes=int(usage.total))
+                if kind in MOUNT_KINDS:
+                    entry["mounted"] = True
         disks.append(entry)
     return disks
