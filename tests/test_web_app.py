@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import stat
@@ -528,6 +529,14 @@ def test_first_boot_password_and_secret_key_are_private(data_dir: Path) -> None:
     assert auth.load_secret_key(data_dir) == key and len(key) >= 32
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files for another user")
+def test_password_set_by_root_stays_readable_by_the_service_user(data_dir: Path) -> None:
+    os.chown(data_dir, 4242, 4242)  # the service's user owns its data dir
+    auth.set_password(data_dir, "set by root over ssh")
+    info = (data_dir / auth.PASSWORD_FILE).stat()
+    assert (info.st_uid, info.st_gid) == (4242, 4242) and stat.S_IMODE(info.st_mode) == 0o600
+
+
 def test_cli_set_password(write_settings: Any, data_dir: Path) -> None:
     import subprocess
 
@@ -548,7 +557,8 @@ def test_cli_set_password(write_settings: Any, data_dir: Path) -> None:
     assert not (data_dir / auth.FIRST_BOOT_PASSWORD_FILE).exists()  # the generated one is gone
 
 
-def test_web_server_component_listens_refuses_a_busy_port_and_stops(bare: SimpleNamespace) -> None:
+def test_web_server_component_listens_survives_a_busy_port_and_stops(bare: SimpleNamespace,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     import urllib.error
     import urllib.request
 
@@ -562,12 +572,24 @@ def test_web_server_component_listens_refuses_a_busy_port_and_stops(bare: Simple
             urllib.request.urlopen(server.url + "api/health", timeout=5)
         assert excinfo.value.code == 503
         assert json.load(excinfo.value)["reasons"] == ["pipeline is not running"]
-        second = WebServer(bare.ctx)
+        # a busy port does not stop the service: it says so and keeps trying in the background
+        second = WebServer(bare.ctx, retry_s=0.2)
         second.port = server.port
-        with pytest.raises(RuntimeError, match=r"web: cannot listen on 127\.0\.0\.1:\d+ \(web\.host/web\.port\)"):
+        with caplog.at_level(logging.ERROR, logger="edge.web.server"):
             second.start()
+        assert not second.listening and bare.ctx.web is server
+        assert f"web: cannot listen on 127.0.0.1:{server.port} (web.host/web.port)" in caplog.text
     finally:
         server.stop()
-    assert bare.ctx.web is None
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(server.url + "api/health", timeout=2)
+    try:
+        deadline = time.monotonic() + 10
+        while not second.listening and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.listening and bare.ctx.web is second
+        with pytest.raises(urllib.error.HTTPError):  # 503: serving now
+            urllib.request.urlopen(second.url + "api/health", timeout=5)
+    finally:
+        second.stop()
+    assert bare.ctx.web is None

@@ -54,6 +54,11 @@ def _write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.chmod(tmp, 0o600)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # root running `facepro web set-password` on a device: the file must stay readable by
+        # the service's own user, who owns the data dir.
+        owner = path.parent.stat()
+        os.chown(tmp, owner.st_uid, owner.st_gid)
     os.replace(tmp, path)
 
 

@@ -21,14 +21,18 @@ log = logging.getLogger(__name__)
 
 THREADS = 3
 LOOP_TIMEOUT_S = 0.5
+RETRY_S = 10.0
 
 
 class WebServer:
     name = "web"
 
-    def __init__(self, ctx: ServiceContext, threads: int = THREADS) -> None:
+    def __init__(self, ctx: ServiceContext, threads: int = THREADS, retry_s: float = RETRY_S) -> None:
         self.ctx = ctx
         self.threads = threads
+        self.retry_s = retry_s
+        self.bind_error: str | None = None
+        self._app: Any = None
         self.host: str = ctx.settings["web.host"]
         self.port: int = ctx.settings["web.port"]
         self._server: Any = None
@@ -48,22 +52,42 @@ class WebServer:
         if generated is not None:
             log.warning("no technician password was set: generated one into %s (set your own with "
                         "'facepro web set-password')", ctx.data_dir / auth.FIRST_BOOT_PASSWORD_FILE)
-        app = create_app(ctx)
-        # Binding happens here, so a port in use fails the boot with a clear message.
+        self._app = create_app(ctx)
+        self._stop.clear()
+        # First bind now (so the port is known when start returns). A busy port must not stop
+        # the pipeline: the service runs on and the web keeps trying to bind in its thread.
+        if not self._bind():
+            log.error("web: cannot listen on %s:%s (web.host/web.port): %s; the service runs on without "
+                      "the status page and retries every %.0f s", self.host, self.port, self.bind_error,
+                      self.retry_s)
+        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
+        self._thread.start()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    def _bind(self) -> bool:
         try:
-            self._server = create_server(app, host=self.host, port=self.port, threads=self.threads,
+            self._server = create_server(self._app, host=self.host, port=self.port, threads=self.threads,
                                          ident="facepro", clear_untrusted_proxy_headers=True,
-                                         max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
+                                         max_request_body_size=self._app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
                                          channel_timeout=60)
         except OSError as exc:
-            raise RuntimeError(f"web: cannot listen on {self.host}:{self.port} (web.host/web.port): "
-                               f"{exc.strerror or exc}") from exc
+            self.bind_error = exc.strerror or str(exc)
+            return False
+        self.bind_error = None
         self.port = int(getattr(self._server, "effective_port", self.port))
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
-        self._thread.start()
-        ctx.web = self
-        log.info("status page on %s (public read: %s)", self.url, ctx.settings["web.public_read"])
+        self.ctx.web = self
+        log.info("status page on %s (public read: %s)", self.url, self.ctx.settings["web.public_read"])
+        return True
+
+    def _run(self) -> None:
+        while self._server is None:
+            if self._stop.wait(self.retry_s):
+                return
+            self._bind()
+        self._serve()
 
     def _serve(self) -> None:
         server = self._server
