@@ -336,6 +336,9 @@ else
         say "facepro.service enabled; start it with: systemctl start facepro; then check: facepro doctor"
     else
         say "systemd is not running here (image build): facepro.service is enabled for the next boot"
+        if [ -s /etc/machine-id ]; then
+            say "warning: /etc/machine-id is set; empty it before capturing the image (truncate -s 0 /etc/machine-id) or every device flashed from it derives the same device id"
+        fi
     fi
 fi
 if [ "$changed" = 0 ]; then say "done: no changes (already installed)"; else say "done"; fi

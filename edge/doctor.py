@@ -65,6 +65,21 @@ def check_settings(config: str | None, env: dict[str, str] | None = None) -> tup
     return Check("settings", PASS, f"{source} is valid"), settings
 
 
+def check_device_id(settings: Settings) -> Check:
+    from edge.device_id import ID_FILE, peek_device_id
+
+    configured = settings["device.id"]
+    device_id = peek_device_id(configured, settings.data_dir)
+    if configured:
+        if device_id is None:
+            return Check("device id", FAIL, f"device.id {configured!r} is not a valid id",
+                         "use letters, digits, '_' and '-' only (max 64), or null to derive it")
+        return Check("device id", PASS, f"{device_id} (device.id in settings)")
+    if device_id is None:
+        return Check("device id", INFO, f"not created yet: the first start writes {settings.data_dir / ID_FILE}")
+    return Check("device id", PASS, f"{device_id} (MQTT username, topics and Home Assistant ids use it)")
+
+
 def check_clock(now: dt.datetime | None = None) -> Check:
     now = now or dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -344,6 +359,7 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
         checks.append(_guarded("clock", check_clock))
         return checks
     checks.append(_guarded("clock", check_clock))
+    checks.append(_guarded("device id", check_device_id, settings))
     checks.append(_guarded("disk", check_disk, settings))
     checks.append(_guarded("database", check_database, settings))
     checks.append(_guarded("onnxruntime", check_providers, settings))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from edge import doctor
@@ -10,6 +11,9 @@ from edge import doctor
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edge.cli import print_json
 
+    if args.log_level == "info":
+        # The table is the report; the parts' start-up info lines would only bury it.
+        logging.getLogger().setLevel(logging.WARNING)
     checks = doctor.run_checks(args.config, timeout_s=args.timeout)
     counts = doctor.summary(checks)
     if args.json:

@@ -53,6 +53,7 @@ def test_good_device_passes(tmp_path: Path, write_settings, mosquitto) -> None:
     for name in ("settings", "clock", "disk", "database", "onnxruntime", "model pack", "camera door", "mqtt",
                  "backup local"):
         assert checks[name]["status"] == "PASS", checks[name]
+    assert checks["device id"]["status"] == "PASS" and "test-device" in checks["device id"]["detail"]
     assert "schema version" in checks["database"]["detail"] and "integrity ok" in checks["database"]["detail"]
     assert "scrfd_2.5g_bnkps.onnx" in checks["model pack"]["detail"]
     assert "dim 128" in checks["model pack"]["detail"]
