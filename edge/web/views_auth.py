@@ -20,7 +20,8 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("pages.dashboard")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or parts.path in (url_for("auth.login"), url_for("auth.logout"))):
         return url_for("pages.dashboard")
     return target
 
