@@ -218,3 +218,25 @@ def test_cli_create_list_verify_restore_prune_export(tmp_path: Path) -> None:
     r = run_cli(cfg, "backup", "status", "--json")
     status = json.loads(r.stdout)
     assert status["last_result"] == "ok" and status["recent"][0]["operation"] in ("prune", "restore", "create")
+
+
+def test_scheduler_runs_a_due_backup_in_the_service(tmp_path: Path) -> None:
+    from edge.backup.scheduler import BackupScheduler
+    from edge.backup.schedule import parse_schedule
+
+    settings, manager = make_env(tmp_path)
+    manager.schedule = parse_schedule("every 6h")
+    scheduler = BackupScheduler(manager, startup_delay_s=0, poll_s=0.1)
+    assert scheduler.due()  # never backed up: due now
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while manager.store.last("create", "ok") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert manager.store.last("create", "ok") is not None
+    assert not scheduler.due()  # the next one is 6 h away
+    assert len(list((tmp_path / "backups").iterdir())) == 1
+    status = manager.last_status()
+    assert status["schedule"] == "every 6h" and status["overdue"] is False and status["next_due_at"]
