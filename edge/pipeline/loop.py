@@ -21,6 +21,9 @@ from edge.pipeline.ring import FrameRing, FrameSlot, RateMeter
 
 log = logging.getLogger(__name__)
 
+_NO_PERSONS: list[str | None] = []
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+
 
 class Feed:
     """One camera as the worker sees it."""
@@ -63,7 +66,10 @@ class InferenceLoop:
         self.busy_s = 0.0
         self.heartbeat = time.monotonic()
         self.error: str | None = None
-        self.frame_hook: Callable[[Feed, FrameSlot], None] | None = None  # benchmarks measure per frame
+        self.frame_hook: Callable[[Feed, FrameSlot], None] | None = None  # benchmarks/tests look per frame
+        self.last_detections: Any = None
+        self.last_persons: list[str | None] = _NO_PERSONS
+        self.last_similarities: Any = _NO_SCORES
 
     def add_camera(self, name: str, ring: FrameRing) -> Feed:
         feed = Feed(name, ring)
@@ -97,10 +103,10 @@ class InferenceLoop:
             self._next = index + 1
             try:
                 self.process(feed, slot)
+                if self.frame_hook is not None:
+                    self.frame_hook(feed, slot)
             finally:
                 feed.ring.release(slot)
-            if self.frame_hook is not None:
-                self.frame_hook(feed, slot)
             return True
         self._wake.wait(timeout)
         return False
@@ -149,6 +155,8 @@ class InferenceLoop:
         if metrics is not None:
             metrics.observe("preprocess", timings["preprocess"], name)
             metrics.observe("detect", timings["detect"], name)
+        persons: list[str | None] = _NO_PERSONS
+        similarities: Any = _NO_SCORES
         if n:
             embeddings = self.embedder.embed(frame, detections.kps, timings)
             t_match = time.perf_counter()
@@ -160,6 +168,8 @@ class InferenceLoop:
             if self.sink is not None:
                 self.sink.handle(name, frame, persons, similarities, detections.scores,
                                  clock=slot.media_time, captured_at=slot.captured_at)
+        # The last frame's results, for a frame_hook (views valid until the next frame).
+        self.last_detections, self.last_persons, self.last_similarities = detections, persons, similarities
         now = time.monotonic()
         feed.frames_processed += 1
         feed.faces += n

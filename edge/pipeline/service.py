@@ -237,7 +237,7 @@ class Pipeline:
 
 def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: Any = None, bus: Any = None,
                  metrics: Any = None, store: EventStore | None = None,
-                 frame_hook: Callable[[Feed, FrameSlot], None] | None = None,
+                 frame_hook: Callable[[InferenceLoop, Feed, FrameSlot], None] | None = None,
                  record_events: bool = True) -> dict[str, Any]:
     """Run the pipeline once over ``video``: every frame processed, none dropped.
 
@@ -265,7 +265,8 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
             gallery_conn.close()
         loop = InferenceLoop(pack, sink, gallery=gallery, metrics=metrics,
                              det_threshold=settings["recognition.det_threshold"])
-        loop.frame_hook = frame_hook
+        if frame_hook is not None:
+            loop.frame_hook = lambda feed, slot: frame_hook(loop, feed, slot)
         ring = FrameRing(3, policy="lossless", on_commit=loop.notify)
         loop.add_camera(camera_name, ring)
         source = CameraSource(camera, ring, metrics=metrics, lossless=True)
