@@ -74,3 +74,66 @@ def test_components_healthy_collects_reasons_from_each_part() -> None:
     assert problems == ["pipeline: camera door: capture thread died", "web: health check failed: boom",
                         "backups: unhealthy"]
     assert components_healthy([_Part("mqtt", (True, [])), _Part("web", True)]) == (True, [])
+
+
+class _FlakyPart:
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.ok = True
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def healthy(self) -> tuple[bool, list[str]]:
+        return (True, []) if self.ok else (False, ["worker stuck"])
+
+
+def test_watchdog_pings_stop_while_a_part_is_unhealthy(tmp_path: Path, write_settings, monkeypatch) -> None:
+    """Service.run in this process with one part whose health we flip; the pings go over a real socket."""
+    import threading
+
+    from edge import service as service_module
+    from edge.config import load_settings
+
+    part = _FlakyPart()
+    monkeypatch.setattr(service_module, "build_components", lambda ctx: [part])
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 0.05 s
+    service = service_module.Service(load_settings(write_settings(), env={}))
+    phases: dict[str, list[str]] = {"healthy": [], "unhealthy": [], "recovered": []}
+
+    def drive() -> None:
+        try:
+            for phase in ("healthy", "unhealthy", "recovered"):
+                part.ok = phase != "unhealthy"
+                deadline = time.monotonic() + 0.6
+                while time.monotonic() < deadline:
+                    try:
+                        phases[phase].append(sock.recv(4096).decode())
+                    except socket.timeout:
+                        pass
+        finally:
+            service.request_stop()
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    try:
+        assert service.run() == 0
+    finally:
+        driver.join(10)
+        sock.close()
+    assert any(m == "WATCHDOG=1" for m in phases["healthy"])
+    unhealthy = phases["unhealthy"]
+    # a ping computed just before the flip may still arrive; after the STATUS none may
+    marks = [i for i, m in enumerate(unhealthy) if m.startswith("STATUS=unhealthy: flaky: worker stuck")]
+    assert len(marks) == 1, unhealthy
+    assert not any("WATCHDOG=1" in m for m in unhealthy[marks[0]:]), unhealthy
+    assert "WATCHDOG=1\nSTATUS=running" in phases["recovered"]
