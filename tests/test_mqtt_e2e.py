@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (CLIP.exists() and MODELS_DIR.is_dir()), rea
 def test_events_from_the_shared_clip_arrive_with_all_fields(write_settings, mosquitto):
     config = write_settings({
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mosquitto.port, "keepalive_s": 5},
-        "cameras": [{"name": "stage", "source": str(CLIP), "rate": "max", "loop": False}],
+        "cameras": [{"name": "stage", "source": str(CLIP), "rate": "native", "loop": True}],
         "telemetry": {"interval_s": 1}, "web": {"enabled": False}, "backup": {"schedule": None},
     })
     settings = load_settings(config)
