@@ -70,7 +70,6 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
         PUBLIC_READ=bool(settings["web.public_read"]),
         DATA_DIR=ctx.data_dir,
         FACEPRO_CTX=ctx,
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["facepro_login_limiter"] = login_limiter or auth.LoginRateLimiter(limit=5, window_s=60)

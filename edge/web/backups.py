@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from edge.context import ServiceContext
 from edge.db import web_queries
+from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,6 @@ INCLUDE_LABELS = {
 }
 # What the backup part writes: a zip, or a zip sealed by edge/backup/crypto.py.
 ARCHIVE_SUFFIXES = (".zip", ".zip.enc")
-
-
-class ActionError(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _manager(ctx: ServiceContext) -> Any:

@@ -1,7 +1,7 @@
 """Enrol and remove people from the status page, over the pipeline's enrolment API.
 
 Flask-free. Uploaded photos are checked (JPEG or PNG that really decodes) before the
-enrolment code sees them; every refusal is an :class:`edge.web.backups.ActionError`.
+enrolment code sees them; every refusal is an :class:`edge.web.errors.ActionError`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.context import ServiceContext
 from edge.db.connection import connect
-from edge.web.backups import ActionError
+from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
 

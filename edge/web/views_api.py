@@ -10,6 +10,8 @@ from edge.context import ServiceContext
 from edge.db import web_queries
 from edge.web import backups as backup_actions
 from edge.web import status as status_mod
+from edge.web.errors import ActionError
+from edge.web.views_files import relative_snapshot_path
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,6 @@ def json_error(status: int, message: str) -> Any:
 
 def snapshot_url(path: str | None) -> str | None:
     """The /snapshots/ URL of an event's snapshot, or None when it lies outside the snapshot dir."""
-    from edge.web.views_files import relative_snapshot_path
-
     relative = relative_snapshot_path(ctx(), path)
     return url_for("files.snapshot", path=relative) if relative else None
 
@@ -116,7 +116,7 @@ def backups_create() -> Any:
         return json_error(400, "expected a JSON object {target, include}")
     try:
         job_id = backup_actions.start_backup(ctx(), body.get("target"), body.get("include"))
-    except backup_actions.ActionError as exc:
+    except ActionError as exc:
         return json_error(exc.status, str(exc))
     response = jsonify({"job": job_id, "poll": url_for("api.backup_job", job_id=job_id)})
     response.status_code = 202
@@ -127,7 +127,7 @@ def backups_create() -> Any:
 def backup_job(job_id: str) -> Any:
     try:
         return jsonify(backup_actions.job_state(ctx(), job_id))
-    except backup_actions.ActionError as exc:
+    except ActionError as exc:
         return json_error(exc.status, str(exc))
 
 
