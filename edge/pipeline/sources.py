@@ -258,6 +258,8 @@ class CameraSource:
             log.info("camera %s online (%s source, reconnects %d)", self.name, self.kind, self.reconnects)
         elif self.finished:
             log.info("camera %s: end of file after %d frame(s)", self.name, self.frames_captured)
+        elif self._stop.is_set():
+            log.info("camera %s stopped", self.name)
         else:
             log.warning("camera %s offline: %s", self.name, error or "stopped")
         if self.bus is not None:
