@@ -162,6 +162,10 @@ def test_jobs_progress_on_the_bus_and_last_status(tmp_path: Path) -> None:
     listed = manager.list()
     assert [item["name"] for item in listed] == [job["result"]["name"]]
     assert listed[0]["encrypted"] is False and listed[0]["size"] > 0
+    # A bare name from list() is found on the targets (what the MQTT/web callers pass).
+    assert manager.verify(listed[0]["name"])["ok"]
+    with pytest.raises(BackupError, match="not found on any backup target"):
+        manager.verify("facepro_backup_dev-test_20000101T000000Z.zip")
 
     # A failing target is recorded and reported.
     broken = BackupManager(load_settings(settings.source, env={}), "dev-test")
@@ -240,3 +244,24 @@ def test_scheduler_runs_a_due_backup_in_the_service(tmp_path: Path) -> None:
     assert len(list((tmp_path / "backups").iterdir())) == 1
     status = manager.last_status()
     assert status["schedule"] == "every 6h" and status["overdue"] is False and status["next_due_at"]
+
+
+def test_import_verifies_then_stores_and_delete(tmp_path: Path) -> None:
+    src_settings, src = make_env(tmp_path / "a")
+    name = src.create(include=["db", "faces"])["name"]
+    settings, manager = make_env(tmp_path / "b", seed=False)
+    upload = tmp_path / "upload" / name
+    upload.parent.mkdir()
+    upload.write_bytes((tmp_path / "a" / "backups" / name).read_bytes())
+    result = manager.import_archive(upload)
+    assert result == {"ok": True, "target": "local", "name": name}
+    assert (tmp_path / "b" / "backups" / name).read_bytes() == upload.read_bytes()
+    damaged = tmp_path / "upload2" / name
+    damaged.parent.mkdir()
+    damaged.write_bytes(upload.read_bytes()[:-200])
+    manager.delete("local", name)
+    with pytest.raises(BackupError, match="not a readable backup archive"):
+        manager.import_archive(damaged)
+    assert not (tmp_path / "b" / "backups" / name).exists()
+    with pytest.raises(BackupError, match="no archive named"):
+        manager.delete("local", name)

@@ -32,6 +32,7 @@ from edge.db.connection import connect, online_backup
 log = logging.getLogger(__name__)
 
 STAGING_DIR = ".backup-staging"
+VERIFY_DIR = ".backup-verify"
 LOCK_FILE = ".backup.lock"
 PRE_RESTORE_KEEP = 3
 Progress = Callable[[float, str], None]
@@ -484,9 +485,25 @@ class BackupManager:
         downloaded into ``staging``. Returns (path, label)."""
         if target is None:
             path = Path(archive)
-            if not path.is_file():
+            if path.is_file():
+                return path, str(path)
+            if "/" in str(archive) or arc.parse_name(str(archive)) is None:
                 raise BackupError(f"{archive}: archive not found")
-            return path, str(path)
+            # A bare archive name (as list() returns it): the first enabled target holding it.
+            for spec in self.target_specs:
+                if not spec.get("enabled", True):
+                    continue
+                t = make_target(spec)
+                try:
+                    t.check()
+                    found = str(archive) in t.names()
+                except (TargetError, OSError):
+                    found = False
+                finally:
+                    t.close()
+                if found:
+                    return self.resolve_archive(archive, staging, spec["name"])
+            raise BackupError(f"{archive}: archive not found on any backup target")
         name = str(archive)
         if arc.parse_name(name) is None:
             raise BackupError(f"{name!r} is not a backup archive name")
@@ -509,7 +526,12 @@ class BackupManager:
     def verify(self, archive: str | Path, target: str | None = None, key_file: str | Path | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
         """Check an archive completely (decryption, manifest, every checksum) without restoring."""
-        staging = self.data_dir / STAGING_DIR / ("verify-" + uuid.uuid4().hex[:8])
+        verify_root = self.data_dir / VERIFY_DIR  # not under STAGING_DIR: create() sweeps that one
+        for stale in verify_root.glob("*") if verify_root.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 6 * 3600:  # left by a killed verify
+                    shutil.rmtree(stale, ignore_errors=True)
+        staging = verify_root / uuid.uuid4().hex[:8]
         started = time.monotonic()
         try:
             path, label = self.resolve_archive(archive, staging / "download", target)
@@ -523,7 +545,7 @@ class BackupManager:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(OSError):
-                (self.data_dir / STAGING_DIR).rmdir()
+                verify_root.rmdir()
         self.store.record("verify", "ok", target=target, archive=Path(str(archive)).name,
                           duration_s=time.monotonic() - started, includes=manifest["includes"])
         return {"ok": True, "archive": label, "manifest": {k: v for k, v in manifest.items() if k != "members"},

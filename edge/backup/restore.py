@@ -246,6 +246,7 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
                 shutil.rmtree(staging, ignore_errors=True)
             raise
     result["ok"] = True
+    result["restart_required"] = "settings" in wanted  # a running service keeps its loaded settings
     result["duration_s"] = round(time.monotonic() - started, 3)
     manager.store.record("restore", "ok", archive=Path(label).name, duration_s=result["duration_s"],
                          includes=wanted)

@@ -27,7 +27,8 @@ class BackupScheduler:
             log.info("automatic backups are off (backup.schedule is null)")
             return
         if not any(s.get("enabled", True) for s in self.manager.target_specs):
-            log.warning("backup.schedule is %r but no backup target is configured", self.manager.schedule.text)
+            log.info("backup.schedule is %r but no backup target is configured: automatic backups off",
+                     self.manager.schedule.text)
             return
         self._thread = threading.Thread(target=self._loop, name="backup-scheduler", daemon=True)
         self._thread.start()
@@ -63,9 +64,13 @@ class BackupScheduler:
             try:
                 if self.due():
                     log.info("scheduled backup starting (%s)", self.manager.schedule.text)
-                    result = self.manager.create(progress=None)
-                    if not result["ok"]:
-                        log.error("scheduled backup failed: %s", "; ".join(result["errors"]))
+                    # As a job: progress and the result go out on the bus like an on-demand backup.
+                    job_id = self.manager.start()
+                    while self.manager.job(job_id)["state"] == "running":
+                        self._stop.wait(0.5)
+                    job = self.manager.job(job_id)
+                    if job["state"] != "ok":
+                        log.error("scheduled backup failed: %s", job["message"])
             except BackupError as exc:
                 log.error("scheduled backup failed: %s", exc)
             except Exception:
