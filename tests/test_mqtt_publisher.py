@@ -247,8 +247,10 @@ def test_broker_outage_loses_no_event(tmp_path, write_settings, publisher_factor
         producer = threading.Thread(target=produce, args=(150, 0.02))
         producer.start()
         time.sleep(0.8)
+        first_connect = publisher.status()["last_connected_at"]
         broker.stop()          # outage while events are being produced
         time.sleep(1.5)
+        assert publisher.status()["connected"] is False
         broker.start()
         producer.join()
 
@@ -262,6 +264,7 @@ def test_broker_outage_loses_no_event(tmp_path, write_settings, publisher_factor
         while any(r["published_at"] is None for r in db_rows(ctx.db_path)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert all(r["published_at"] is not None for r in db_rows(ctx.db_path))
+        assert publisher.status()["last_connected_at"] != first_connect  # it really reconnected
     finally:
         hub.stop()
         broker.stop()
