@@ -2,7 +2,7 @@
 
 It loads the dashboard, sees live fps and the charts update without a reload, logs in with
 the password generated at first boot, sees the pipeline's events with their snapshots,
-creates a backup through the wizard, sees it listed and gets to the restore confirmation. Screenshots land in test-artifacts/web/ (gitignored).
+enrols a person from a photo upload (and the running pipeline then recognises him), creates a backup through the wizard, sees it listed and gets to the restore confirmation. Screenshots land in test-artifacts/web/ (gitignored).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import CLIP, FACEPRO, MODELS_DIR, REPO, subprocess_env
+from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, REPO, subprocess_env
 from tests.support.procs import free_port, wait_for_port
 from tests.support.web import CHROMEDRIVER, CHROMIUM, chromium_driver
 
@@ -142,6 +142,22 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
     wait_until(loaded_thumbnail, timeout=30, what="an event with a loaded snapshot thumbnail")
     assert "stage" in browser.find_element(By.ID, "events").text
     browser.save_screenshot(str(ARTIFACTS / "events.png"))
+
+    # enrol by uploading a photo: the crop shows, and the running pipeline recognises him
+    browser.get(base + "/people")
+    form = browser.find_element(By.ID, "enroll-form")
+    form.find_element(By.NAME, "name").send_keys("Lin-Manuel Miranda")
+    form.find_element(By.NAME, "photos").send_keys(str(MEDIA_DIR / "lin-manuel-miranda.png"))
+    form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+    assert "Enrolled Lin-Manuel Miranda" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    person = browser.find_element(By.CSS_SELECTOR, 'li[data-person="Lin-Manuel Miranda"]')
+    assert browser.execute_script("return arguments[0].querySelector('img.face').naturalWidth;", person) == 112
+    browser.save_screenshot(str(ARTIFACTS / "people.png"))
+
+    def recognised() -> bool:
+        return bool(http_json(base + "/api/events?person=Lin-Manuel%20Miranda")[1]["events"])
+
+    wait_until(recognised, timeout=60, what="a face_recognized event for the person enrolled from the page")
 
     # the backup wizard: create (database + settings only), watch the progress, see it listed
     browser.get(base + "/backups")
