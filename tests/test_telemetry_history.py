@@ -46,6 +46,16 @@ def test_series_names() -> None:
     assert series_name("cpu_percent", "") == "cpu_percent"
 
 
+def test_coarse_bucket_overlapping_the_fine_points_is_not_shown_twice() -> None:
+    history = History()
+    for i in range(700):  # the fine points start 3 s into a 10 s bucket
+        history.add(T0 + 3 + i, {("x", ""): 1.0})
+    points = history.series(3600, T0 + 702)["x"]
+    fine_start = T0 + 3 + 100
+    assert all(t + 5 <= fine_start for t, _ in points if t < fine_start)
+    assert len([t for t, _ in points if t >= fine_start]) == 600
+
+
 def test_resolutions_fine_then_coarse() -> None:
     history = History()
     for i in range(3000):

@@ -128,3 +128,22 @@ def test_no_person_names_in_labels(ctx: ServiceContext) -> None:
     assert "Miranda" not in body
     label_values = set(re.findall(r'(?:camera|stage)="([^"]*)"', body))
     assert label_values <= {"door", "yard", "", "detect", "embed", "persist"}
+
+
+def test_gpu_figures_exported_with_units_when_a_source_reports(ctx: ServiceContext) -> None:
+    def nvml_reading() -> dict:
+        return {"available": True, "source": "nvml", "name": "Test GPU", "utilization_percent": 37.0,
+                "memory_used_bytes": 3 << 30, "memory_total_bytes": 16 << 30, "temperature_c": 54.0,
+                "power_w": 61.5}
+
+    telemetry = Telemetry(ctx, gpu_probes=[nvml_reading], persist=False)
+    ctx.telemetry = telemetry
+    telemetry.sample()
+    fams = families(ctx)
+    value = {name: fams[name].samples[0].value for name in (
+        "facepro_gpu_available", "facepro_gpu_utilization_ratio", "facepro_gpu_memory_used_bytes",
+        "facepro_gpu_memory_total_bytes", "facepro_gpu_temperature_celsius", "facepro_gpu_power_watts")}
+    assert value == {"facepro_gpu_available": 1.0, "facepro_gpu_utilization_ratio": 0.37,
+                     "facepro_gpu_memory_used_bytes": float(3 << 30), "facepro_gpu_memory_total_bytes": float(16 << 30),
+                     "facepro_gpu_temperature_celsius": 54.0, "facepro_gpu_power_watts": 61.5}
+    assert telemetry.history(60)["gpu_percent"][-1][1] == 37.0

@@ -188,8 +188,8 @@ class Telemetry:
             for fps_key, counter in (("fps_capture", "frames_captured"), ("fps_processed", "frames_processed")):
                 rate = None
                 key = (counter, name)
-                if dt and dt > 0 and key in self._prev_counters:
-                    rate = max(0.0, (counters.get(key, 0.0) - self._prev_counters[key]) / dt)
+                if dt and dt > 0:  # a counter first seen now started from 0 after the last sample
+                    rate = max(0.0, (counters.get(key, 0.0) - self._prev_counters.get(key, 0.0)) / dt)
                 reported = status.get(fps_key)
                 entry[fps_key] = round(float(reported), 2) if reported is not None else (
                     round(rate, 2) if rate is not None else None)

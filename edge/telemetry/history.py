@@ -132,7 +132,8 @@ class History:
                 minute_limit = min(coarse_limit, minutes[0][0] - 30) if minutes else coarse_limit
                 points += [[t, v] for t, v in extra.get(key, ()) if start <= t < minute_limit]
                 points += [[t, v] for t, v in minutes if start <= t < coarse_limit and t + 30 <= coarse_limit]
-                points += [[t, v] for t, v in coarse if start <= t < limit]
+                half = self.coarse_step_s / 2  # a bucket is shown only if it ends before the fine points
+                points += [[t, v] for t, v in coarse if start <= t and t + half <= limit]
                 if acc is not None and acc.count and not fine:
                     points.append([acc.start + self.coarse_step_s / 2, acc.total / acc.count])
                 points += [[t, v] for t, v in fine if t >= start]
