@@ -183,6 +183,9 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
     assert "database" in warning and str(service["data_dir"] / "facepro.db") in warning
     assert "face images" not in warning  # this archive was made without them
     browser.save_screenshot(str(ARTIFACTS / "restore-confirm.png"))
+    browser.find_element(By.ID, "confirm-restore").click()
+    flash = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, ".flash"), timeout=60, what="the restore result")
+    assert f"Restored {name}" in flash[0].text, flash[0].text
 
     # the service is still healthy and serving events after all this
     status, body = http_json(base + "/api/health")
