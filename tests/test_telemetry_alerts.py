@@ -149,6 +149,12 @@ def test_backup_figures_failed_and_overdue() -> None:
     assert never["failed"] is False and never["overdue_s"] == pytest.approx(50)
     unscheduled = backup_figures({"last_success_at": None}, now, started_at=now - 50, scheduled=False)
     assert unscheduled["overdue_s"] is None
+    # the backup manager's own verdict (it knows the schedule's period) decides when present
+    weekly = {"last_success_at": "2023-11-12T22:00:00Z", "last_result": "ok", "overdue": False}
+    assert backup_figures(weekly, now, now - 10, True)["overdue_s"] == 0.0
+    assert backup_figures(weekly, now, now - 10, True)["since_success_s"] > 2 * 86400
+    late = dict(weekly, overdue=True)
+    assert backup_figures(late, now, now - 10, True)["overdue_s"] > 2 * 86400
 
 
 def test_backup_overdue_and_mqtt_rules_through_snapshot_signals() -> None:

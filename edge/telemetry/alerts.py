@@ -179,9 +179,15 @@ def _parse_iso(value: Any) -> float | None:
 
 
 def backup_figures(status: dict[str, Any], now: float, started_at: float, scheduled: bool) -> dict[str, Any]:
-    """``ctx.backups.last_status()`` plus ``failed`` (the latest attempt failed) and
-    ``overdue_s`` (seconds since the last success, or since the service started when there
-    was none; None without a schedule)."""
+    """``ctx.backups.last_status()`` plus three figures for the backup rules:
+
+    * ``failed``: the latest attempt failed;
+    * ``since_success_s``: seconds since the last success (since the service started when
+      there was none);
+    * ``overdue_s``: ``since_success_s`` while the backups are overdue, else 0; None without a
+      schedule. When the backup manager reports ``overdue`` itself (it knows the schedule's
+      period and grace) that decides; the rule's threshold is then a minimum age on top.
+    """
     success = _parse_iso(status.get("last_success_at"))
     attempt = _parse_iso(status.get("last_attempt_at"))
     result = str(status.get("last_result") or "").lower()
@@ -189,7 +195,14 @@ def backup_figures(status: dict[str, Any], now: float, started_at: float, schedu
         bool(status.get("last_error")) and attempt is not None and (success is None or attempt > success))
     figures = dict(status)
     figures["failed"] = failed
-    figures["overdue_s"] = (now - (success if success is not None else started_at)) if scheduled else None
+    since = now - (success if success is not None else started_at)
+    figures["since_success_s"] = since
+    if not scheduled:
+        figures["overdue_s"] = None
+    elif isinstance(status.get("overdue"), bool):
+        figures["overdue_s"] = since if status["overdue"] else 0.0
+    else:
+        figures["overdue_s"] = since
     return figures
 
 

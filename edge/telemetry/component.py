@@ -234,9 +234,11 @@ class Telemetry:
         backups = self.ctx.backups
         if backups is None or not hasattr(backups, "last_status"):
             return None
+        status = dict(backups.last_status())
         settings = self.ctx.settings
-        scheduled = bool(settings.get("backup.schedule")) and bool(settings.get("backup.targets"))
-        return backup_figures(dict(backups.last_status()), now, self.ctx.started_at, scheduled)
+        schedule = status["schedule"] if "schedule" in status else settings.get("backup.schedule")
+        targets = status["targets"] if "targets" in status else settings.get("backup.targets")
+        return backup_figures(status, now, self.ctx.started_at, bool(schedule) and bool(targets))
 
     @staticmethod
     def _series(snap: dict[str, Any]) -> dict[SeriesKey, float]:
