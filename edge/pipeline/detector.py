@@ -135,8 +135,10 @@ class FaceDetector:
             cv2.resize(frame_bgr, (state.new_w, state.new_h), dst=state.resized)
             src = state.resized
         # BGR -> RGB planes, (x - mean) / std, written in place into the bound tensor.
+        # copyto casts without numpy's 32 KiB ufunc cast buffer; the rest is float32 in place.
         for c, plane in enumerate(state.planes):
-            np.subtract(src[:, :, 2 - c], INPUT_MEAN, out=plane, dtype=np.float32)
+            np.copyto(plane, src[:, :, 2 - c], casting="unsafe")
+            np.subtract(plane, INPUT_MEAN, out=plane)
             np.multiply(plane, 1.0 / INPUT_STD, out=plane)
 
     def run(self, threshold: float | None = None) -> Detections:

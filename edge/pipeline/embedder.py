@@ -163,5 +163,6 @@ def _normalise_into(crop_bgr: np.ndarray, planes: np.ndarray) -> None:
     """uint8 BGR HxWx3 -> float32 RGB 3xHxW, (x - 127.5) / 127.5, into ``planes``."""
     for c in range(3):
         plane = planes[c]
-        np.subtract(crop_bgr[:, :, 2 - c], INPUT_MEAN, out=plane, dtype=np.float32)
+        np.copyto(plane, crop_bgr[:, :, 2 - c], casting="unsafe")  # no ufunc cast buffer
+        np.subtract(plane, INPUT_MEAN, out=plane)
         np.multiply(plane, 1.0 / INPUT_STD, out=plane)
