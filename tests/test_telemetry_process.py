@@ -156,3 +156,44 @@ def test_telemetry_samples_a_real_pipeline_run(write_settings, short_clip: tuple
     peak = max(v for _, v in points)
     assert peak >= summary["fps"] * 0.5
     assert "stage.detect.p95_s" in history
+
+
+def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: tuple[Path, int]) -> None:
+    """The service's Pipeline part on a file camera: online with fps while it plays, then
+    offline at the end of the file, which raises camera_offline once."""
+    from edge.config import load_settings
+    from edge.context import ServiceContext
+    from edge.pipeline.service import Pipeline
+    from edge.service import migrate_database
+    from edge.telemetry.component import Telemetry
+
+    clip, frames = short_clip
+    settings = load_settings(write_settings({
+        "cameras": [{"name": "door", "source": str(clip), "loop": False, "rate": "native"}],
+        "pipeline": {"det_max_side": 320},
+        "telemetry": {"history_retention_days": 0},
+        "alerts": {"camera_offline": {"enabled": True, "threshold": 0, "duration_s": 0.5, "hysteresis": 0}},
+    }), env={})
+    migrate_database(settings)
+    ctx = ServiceContext(settings=settings, device_id="test-device")
+    published: list[dict] = []
+    ctx.bus.subscribe("alert", lambda p: published.append(p) if p["name"] == "camera_offline" else None)
+    pipeline = Pipeline(ctx)
+    telemetry = Telemetry(ctx, persist=False)
+    pipeline.start()
+    snaps = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not published:
+            snaps.append(telemetry.sample())
+            time.sleep(0.2)
+    finally:
+        pipeline.stop()
+    assert [(p["subject"], p["state"]) for p in published] == [("door", "raised")]
+    online = [s["cameras"][0] for s in snaps if s["cameras"] and s["cameras"][0]["online"]]
+    assert online and max(c["fps_capture"] for c in online) > 0
+    last = snaps[-1]["cameras"][0]
+    assert last["online"] is False and last["frames_captured"] == frames
+    models = snaps[-1]["models"]
+    assert models["available"] is True
+    assert models["detector"]["provider"] == models["embedder"]["provider"] == "CPUExecutionProvider"
