@@ -78,6 +78,27 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+class DirtyLimiter:
+    """fdatasync a file being written every ``every`` bytes.
+
+    A backup writes hundreds of MB; left to the kernel, that dirty data is flushed in one
+    burst, and the service's own commits (SQLite's WAL checkpoint fsyncs) queue behind it.
+    Flushing as we go keeps each wait short (the writer-stall benchmark shows the effect).
+    """
+
+    def __init__(self, fh: Any, every: int = 8 << 20) -> None:
+        self.fh = fh
+        self.every = every
+        self.pending = 0
+
+    def wrote(self, n: int) -> None:
+        self.pending += n
+        if self.pending >= self.every:
+            self.pending = 0
+            self.fh.flush()
+            os.fdatasync(self.fh.fileno())
+
+
 @dataclass
 class BuiltArchive:
     path: Path
@@ -94,6 +115,7 @@ class ArchiveWriter:
         self.header = header
         self.members: list[dict[str, Any]] = []
         self.zip = zipfile.ZipFile(path, "w", allowZip64=True)
+        self._limiter = DirtyLimiter(self.zip.fp)
 
     def add_file(self, name: str, source: Path, compress: bool, progress: Callable[[int], None] | None = None) -> None:
         _check_member_name(name, str(self.path))
@@ -109,6 +131,7 @@ class ArchiveWriter:
                 digest.update(chunk)
                 dst.write(chunk)
                 size += len(chunk)
+                self._limiter.wrote(len(chunk))
                 if progress:
                     progress(len(chunk))
         self.members.append({"name": name, "size": size, "sha256": digest.hexdigest()})

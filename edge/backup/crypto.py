@@ -76,7 +76,7 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
 
 
 def encrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource,
-                   progress: Callable[[int], None] | None = None) -> None:
+                   progress: Callable[[int], None] | None = None, sync_every: int = 0) -> None:
     """Encrypt everything readable from ``src`` into ``dst``."""
     salt = os.urandom(16)
     prefix = os.urandom(7)
@@ -97,6 +97,9 @@ def encrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource,
         if counter >= 0xFFFFFFFF:
             raise CryptoError("archive too large for one encrypted stream")
         dst.write(aead.encrypt(_nonce(prefix, counter, last), chunk, header))
+        if sync_every and counter % sync_every == sync_every - 1 and hasattr(dst, "fileno"):
+            dst.flush()
+            os.fdatasync(dst.fileno())  # keep dirty data small (see archive.DirtyLimiter)
         if progress:
             progress(len(chunk))
         counter += 1

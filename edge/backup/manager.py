@@ -194,7 +194,7 @@ class BackupManager:
                 entry: dict[str, Any] = {"target": t.name, "name": built.path.name, "ok": False, "error": None}
                 try:
                     try:
-                        t.clean_partials()
+                        t.clean_partials(self.device_id)
                     except (TargetError, OSError):
                         pass
                     t.store(built.path, built.path.name, built.sha256, progress=tick)
@@ -298,6 +298,9 @@ class BackupManager:
                         path = Path(root) / fname
                         if path.is_file() and not path.is_symlink():
                             face_files.append(path)
+        if not actual:
+            raise BackupError("nothing to back up: settings were asked for, but this facepro runs without a "
+                              "device settings file (--config)")
         header = {
             "format": arc.FORMAT, "format_version": arc.FORMAT_VERSION, "app_version": edge.__version__,
             "schema_version": schema_version, "device_id": self.device_id,
@@ -336,7 +339,7 @@ class BackupManager:
             report(0.65, "encrypting")
             final = staging / name
             with open(zip_path, "rb") as src, open(final, "wb") as dst:
-                crypto.encrypt_stream(src, dst, keys)
+                crypto.encrypt_stream(src, dst, keys, sync_every=8)
                 dst.flush()
                 os.fsync(dst.fileno())
             zip_path.unlink()

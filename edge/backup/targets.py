@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from edge.backup.faults import pause_point
-from edge.backup.archive import COPY_CHUNK, NAME_RE, parse_name
+from edge.backup.archive import COPY_CHUNK, NAME_RE, DirtyLimiter, parse_name
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,11 @@ class Target:
         temp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
         try:
             with open(source, "rb") as src, self._open_write(temp) as dst:
+                limiter = DirtyLimiter(dst) if hasattr(dst, "fileno") else None
                 while chunk := src.read(COPY_CHUNK):
                     dst.write(chunk)
+                    if limiter is not None:
+                        limiter.wrote(len(chunk))
                     if progress:
                         progress(len(chunk))
                     pause_point("target-writing")
@@ -125,10 +128,12 @@ class Target:
         except Exception:  # the original failure matters more
             log.warning("%s: could not remove %s", self.describe(), name)
 
-    def clean_partials(self) -> int:
+    def clean_partials(self, device_id: str | None = None) -> int:
+        """Remove temporary files left by a killed write (only this device's on a shared target)."""
         removed = 0
+        mark = f"_facepro_backup_{device_id}_" if device_id else ""
         for name in self._all_names():
-            if name.startswith(TEMP_PREFIX):
+            if name.startswith(TEMP_PREFIX) and mark in name:
                 self._discard(name)
                 removed += 1
         return removed
