@@ -3,7 +3,7 @@
 #
 #   deploy/install.sh [--root DIR] [--models PATH] [--flavour auto|cpu|gpu|jetson|openvino]
 #                     [--wheel FILE | --source DIR] [--ort-wheel FILE] [--pip-args ARGS]
-#                     [--python PATH] [--system-site-packages] [--detect-only]
+#                     [--python PATH (default /usr/bin/python3)] [--system-site-packages] [--detect-only]
 #
 # What it does (each step is skipped when already done, so a second run changes nothing):
 #   * /opt/facepro/venv: its own virtual environment with facepro and the onnxruntime
@@ -33,7 +33,10 @@ usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "install.sh: error: $1" >&2; exit "${2:-1}"; }
 say() { echo "install.sh: $*"; }
 
-root=/ models="" flavour=auto wheel="" source_dir="" ort_wheel="" pip_args="" python=python3
+python=python3
+# The distribution's interpreter: the service user must be able to run it (not one in /root).
+[ ! -x /usr/bin/python3 ] || python=/usr/bin/python3
+root=/ models="" flavour=auto wheel="" source_dir="" ort_wheel="" pip_args=""
 system_site=auto detect_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -174,6 +177,15 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "${venv_flags[@]}" "$venv"
 fi
 vpy="$venv/bin/python"
+interpreter="$(readlink -f "$vpy")"
+case "$interpreter" in
+    /root/*|/home/*)
+        # ProtectHome= hides home directories from the service, and /root is not readable by it.
+        if [ "$staged" = 0 ]; then
+            die "$venv uses $interpreter, inside a home directory the facepro user cannot reach; remove $venv and rerun with --python /usr/bin/python3"
+        fi
+        say "warning: $venv uses $interpreter (inside a home directory): fine for a staged tree, not for a device" ;;
+esac
 
 if [ -n "$source_dir" ]; then
     # Build from a copy so the source tree gets no build/ or egg-info directories.
