@@ -250,3 +250,23 @@ def test_gallery_refuses_embeddings_of_another_model(db):
     assert big.names == ["old-timer"] and big.refused == 2
     idx, scores = big.match(old)
     assert big.person(int(idx[0])) == "old-timer" and scores[0] == pytest.approx(1.0)
+
+
+def test_gallery_notices_changes_made_by_another_connection(db, settings_path, data_dir, pack):
+    """The CLI enrols in its own process: the service's connection must see it."""
+    gallery = Gallery.load(db, pack.embedder.dim, pack.embedder.backend)
+    assert not gallery.changed(db) and not gallery.changed(db)
+    # unrelated writes by another connection: checked, found unchanged
+    other = connect(data_dir / "facepro.db")
+    other.execute("INSERT INTO events (event_type, object_label) VALUES ('face_unknown', 'unknown')")
+    assert not gallery.changed(db)
+    other.close()
+
+    assert run_cli(settings_path, "enroll", "obama", str(OBAMA)) == 0
+    assert gallery.changed(db)
+    gallery = gallery.reload_if_changed(db)
+    assert gallery.names == ["obama"] and not gallery.changed(db)
+
+    assert run_cli(settings_path, "users", "remove", "obama") == 0
+    assert gallery.changed(db)
+    assert len(gallery.reload_if_changed(db)) == 0

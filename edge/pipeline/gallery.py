@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge.db import faces
+from edge.db.connection import transaction
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,23 @@ def limit_blas_threads(threads: int = 1) -> None:
     threadpool_limits(limits=threads, user_api="blas")
 
 
+class _ConnectionState:
+    """What a connection has seen: commits by others (data_version), its own writes."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn  # a reference, not id(): ids of dead objects get reused
+        self.data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        self.total_changes = conn.total_changes
+
+    def same(self, other: "_ConnectionState | None") -> bool:
+        return (other is not None and other.conn is self.conn
+                and other.data_version == self.data_version and other.total_changes == self.total_changes)
+
+
+def _connection_state(conn: sqlite3.Connection) -> _ConnectionState:
+    return _ConnectionState(conn)
+
+
 class GalleryMismatchError(ValueError):
     """Embeddings of another dimension or backend than the gallery's."""
 
@@ -62,6 +80,7 @@ class Gallery:
         self.refused = int(refused)
         self.warnings: list[str] = list(warnings or [])
         self.signature = signature
+        self._seen: _ConnectionState | None = None
         self._max_queries = max(int(max_queries), 1)
         # Reused per-call outputs: scores for every row, the best row and its score.
         self._scores = np.empty((self._max_queries, self.matrix.shape[0]), dtype=np.float32)
@@ -78,8 +97,9 @@ class Gallery:
         Rows from another model are left out with a warning, or with ``strict`` raise
         :class:`GalleryMismatchError`.
         """
-        signature = faces.encodings_signature(conn)
-        rows = faces.load_encodings(conn)
+        with transaction(conn, "DEFERRED"):  # signature and rows from one snapshot
+            signature = faces.encodings_signature(conn)
+            rows = faces.load_encodings(conn)
         keep = [r for r in rows if int(r["embedding_dim"]) == int(dim) and r["backend"] == backend]
         other = [r for r in rows if not (int(r["embedding_dim"]) == int(dim) and r["backend"] == backend)]
         warnings: list[str] = []
@@ -104,12 +124,26 @@ class Gallery:
                     f"face_encodings row {row['id']} ({row['name']}): BLOB holds {vector.size} floats, "
                     f"embedding_dim says {row['embedding_dim']}")
             matrix[i] = vector
-        return cls(dim, backend, matrix, [r["name"] for r in keep], [int(r["user_id"]) for r in keep],
-                   max_queries=max_queries, refused=len(other), warnings=warnings, signature=signature)
+        gallery = cls(dim, backend, matrix, [r["name"] for r in keep], [int(r["user_id"]) for r in keep],
+                      max_queries=max_queries, refused=len(other), warnings=warnings, signature=signature)
+        gallery._seen = _connection_state(conn)
+        return gallery
 
     def changed(self, conn: sqlite3.Connection) -> bool:
-        """Whether face_encodings changed since this gallery was loaded (one cheap query)."""
-        return faces.encodings_signature(conn) != self.signature
+        """Whether face_encodings changed since this gallery was loaded.
+
+        Cheap enough to call every frame: when nothing at all was committed to the
+        database since the last check (``PRAGMA data_version`` for other connections,
+        ``total_changes`` for this one) no table is read; otherwise one query compares
+        face_encodings' (count, max id).
+        """
+        state = _connection_state(conn)
+        if state.same(self._seen):
+            return False
+        if faces.encodings_signature(conn) != self.signature:
+            return True
+        self._seen = state
+        return False
 
     def reload_if_changed(self, conn: sqlite3.Connection) -> "Gallery":
         """This gallery, or a freshly loaded one if enrolment changed meanwhile."""
