@@ -265,3 +265,6 @@ def test_import_verifies_then_stores_and_delete(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / "backups" / name).exists()
     with pytest.raises(BackupError, match="no archive named"):
         manager.delete("local", name)
+    renamed = tmp_path / "upload" / "my backup.zip"
+    upload.rename(renamed)
+    assert manager.import_archive(renamed)["name"] == name  # named after its manifest

@@ -52,6 +52,9 @@ def test_unmounted_usb_path_is_refused_and_nothing_is_written(tmp_path: Path) ->
     assert "does not exist (is the drive plugged in and mounted?)" in errors["gone"]
     assert _files(plain) == [] and not missing.exists()
     assert check_target({"name": "usb", "type": "usb", "path": str(plain)})["ok"] is False
+    nfs = check_target({"name": "nas", "type": "mounted", "path": str(plain)})
+    assert not nfs["ok"] and "is not a mount point (the share is not mounted)" in nfs["detail"]
+    assert _files(plain) == []
     runs = manager.store.recent(2)
     assert {r["result"] for r in runs} == {"failed"}
 

@@ -557,13 +557,21 @@ class BackupManager:
     def import_archive(self, path: str | Path, key_file: str | Path | None = None) -> dict[str, Any]:
         """Verify an uploaded archive, then store it in the first local target."""
         source = Path(path)
-        name = source.name
-        if arc.parse_name(name) is None:
-            raise BackupError(f"{name!r}: not a backup archive name (facepro_backup_<device>_<UTC stamp>.zip[.enc])")
         local = next((s for s in self.target_specs if s["type"] == "local" and s.get("enabled", True)), None)
         if local is None:
             raise BackupError("importing needs a local target in backup.targets")
-        self.verify(source, key_file=key_file)
+        manifest = self.verify(source, key_file=key_file)["manifest"]
+        name = source.name
+        if arc.parse_name(name) is None:  # renamed on the way: name it after its manifest
+            try:
+                created = datetime.strptime(str(manifest.get("created_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=timezone.utc)
+            except ValueError:
+                raise BackupError(f"{source}: the manifest's created_at is not a UTC timestamp") from None
+            device = str(manifest.get("device_id") or "unknown")
+            if not all(c.isalnum() or c in "_-" for c in device):
+                device = "unknown"
+            name = arc.archive_name(device, created, crypto.is_encrypted(source))
         t = make_target(local)
         try:
             with self.exclusive():
