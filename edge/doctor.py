@@ -249,7 +249,47 @@ def _nvidia_present() -> bool:
     return TEGRA_RELEASE.exists() or Path("/proc/driver/nvidia").exists()
 
 
-def check_camera(camera: dict[str, Any], timeout_s: float) -> Check:
+def service_health(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any] | None:
+    """The running service's ``/api/health`` ({status, reasons}), or None when it does not answer."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not settings["web.enabled"] or not settings["web.port"]:
+        return None
+    host = settings["web.host"]
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else ("[::1]" if host == "::" else host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    url = f"http://{host}:{settings['web.port']}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 503 carries the reasons
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(body, dict) or "status" not in body:
+        return None
+    return {"url": url, "status": body["status"], "reasons": list(body.get("reasons") or [])}
+
+
+def check_service(settings: Settings, health: dict[str, Any] | None) -> Check:
+    if not settings["web.enabled"] or not settings["web.port"]:
+        return Check("service", INFO, "cannot tell whether facepro runs: its status page is off (web.enabled, web.port)")
+    if health is None:
+        return Check("service", WARN, "facepro is not running (its status page does not answer)",
+                     "systemctl start facepro; if it stops again: journalctl -u facepro -e")
+    if health["status"] == "ok":
+        return Check("service", PASS, f"running and healthy ({health['url']})")
+    return Check("service", WARN, "running but unhealthy: " + "; ".join(health["reasons"]),
+                 "see the other checks and journalctl -u facepro -e")
+
+
+def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any] | None = None) -> Check:
     name = f"camera {camera['name']}"
     if not camera.get("enabled", True):
         return Check(name, INFO, "disabled in settings")
@@ -258,7 +298,14 @@ def check_camera(camera: dict[str, Any], timeout_s: float) -> Check:
     if result.get("ok"):
         fps = f"{result['fps']:g} fps" if result.get("fps") else "fps unknown"
         return Check(name, PASS, f"{result['width']}x{result['height']}, {fps}")
-    return Check(name, FAIL, str(result.get("error") or "no frame"), _camera_fix(camera))
+    error = str(result.get("error") or "no frame")
+    source_kind = _probe("edge.pipeline.sources", "source_kind")
+    exclusive = source_kind(camera["source"]) in ("usb", "gstreamer")
+    if exclusive and health is not None and f"camera {camera['name']} is offline" not in health["reasons"]:
+        # A V4L2/CSI camera opens once: while the running service holds it, a second open
+        # fails. Files and URLs open any number of times, so their failure stands.
+        return Check(name, PASS, f"online in the running service (a second open here failed: {error})")
+    return Check(name, FAIL, error, _camera_fix(camera))
 
 
 def _camera_fix(camera: dict[str, Any]) -> str:
@@ -362,6 +409,8 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
     checks.append(_guarded("device id", check_device_id, settings))
     checks.append(_guarded("disk", check_disk, settings))
     checks.append(_guarded("database", check_database, settings))
+    health = service_health(settings)
+    checks.append(_guarded("service", check_service, settings, health))
     checks.append(_guarded("onnxruntime", check_providers, settings))
     checks.append(_guarded("model pack", check_model_pack, settings))
     cameras = settings["cameras"]
@@ -369,7 +418,7 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
         checks.append(Check("cameras", WARN, "no camera configured",
                             "add one under cameras[] in the settings file (name and source)"))
     for camera in cameras:
-        checks.append(_guarded(f"camera {camera['name']}", check_camera, camera, timeout_s))
+        checks.append(_guarded(f"camera {camera['name']}", check_camera, camera, timeout_s, health))
     checks.append(_guarded("mqtt", check_mqtt, settings, min(timeout_s, 10.0)))
     targets = settings["backup.targets"]
     if not targets:

@@ -153,3 +153,65 @@ def test_world_readable_settings_is_a_warning(write_settings) -> None:
     path.chmod(0o644)
     check, settings = doctor.check_settings(str(path), env={})
     assert settings is not None and check.status == "WARN" and "chmod 0640" in check.fix
+
+
+def test_running_service_vouches_for_a_camera_it_holds(tmp_path: Path, write_settings, data_dir: Path) -> None:
+    """A USB camera opens once: while the service holds it, doctor's own open fails. Doctor then
+    asks the running service (its /api/health) and passes a device camera that is online there;
+    a file or URL that doctor cannot open fails whatever the service says."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.support.procs import wait_for_port
+
+    port = free_port()
+    missing = str(tmp_path / "missing.mp4")
+    service_settings = write_settings({
+        "web": {"host": "127.0.0.1", "port": port},
+        "cameras": [{"name": "door", "source": str(CLIP), "loop": True}, {"name": "gone", "source": missing}],
+    }, name="service.json")
+    proc = subprocess.Popen([*FACEPRO, "--config", str(service_settings), "run"], env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60)
+        deadline = time.monotonic() + 60
+        reasons: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)
+                reasons = []
+            except urllib.error.HTTPError as exc:
+                reasons = json.loads(exc.read())["reasons"]
+            if reasons == ["camera gone is offline"]:
+                break
+            time.sleep(0.3)
+        assert reasons == ["camera gone is offline"]
+        # doctor's view: "door" is a V4L2 device it cannot open (as if the service held it)
+        doctor_settings = write_settings({
+            "web": {"host": "127.0.0.1", "port": port},
+            "cameras": [{"name": "door", "source": "/dev/video63"}, {"name": "gone", "source": "/dev/video62"}],
+        }, name="doctor.json")
+        rc, report = run_doctor(doctor_settings)
+        checks = by_name(report)
+        assert checks["camera door"]["status"] == "PASS"
+        assert "online in the running service" in checks["camera door"]["detail"]
+        assert checks["camera gone"]["status"] == "FAIL" and "v4l2-ctl" in checks["camera gone"]["fix"]
+        # the same name as a file doctor cannot open: no vouching
+        file_settings = write_settings({"web": {"host": "127.0.0.1", "port": port},
+                                        "cameras": [{"name": "door", "source": missing}]}, name="file.json")
+        assert by_name(run_doctor(file_settings)[1])["camera door"]["status"] == "FAIL"
+        assert checks["service"]["status"] == "WARN" and "camera gone is offline" in checks["service"]["detail"]
+        assert rc == 1
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_service_not_running_is_a_warning(tmp_path: Path, write_settings) -> None:
+    settings = write_settings({"web": {"host": "127.0.0.1", "port": free_port()}})
+    from edge.config import load_settings
+
+    loaded = load_settings(settings, env={})
+    check = doctor.check_service(loaded, doctor.service_health(loaded))
+    assert check.status == "WARN" and "systemctl start facepro" in check.fix
