@@ -31,7 +31,8 @@ def run_until(settings_path: Path, stage: str, marker: Path, *args: str) -> None
                 raise AssertionError(f"never reached {stage}")
             time.sleep(0.02)
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         proc.stdout.close()
         proc.stderr.close()

@@ -151,8 +151,18 @@ class BackupManager:
             return self._create_locked(targets, includes, progress)
 
     def _next_stamp(self) -> datetime:
+        """A creation time (whole seconds, it names the archive) later than the previous
+        backup's, also one made by another process (read from the backup log)."""
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        if self._last_stamp is not None and now <= self._last_stamp:
+        last = self.store.last("create")
+        info = arc.parse_name(last["archive"]) if last and last.get("archive") else None
+        if info is not None:
+            previous = datetime.strptime(info["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            if self._last_stamp is None or previous > self._last_stamp:
+                self._last_stamp = previous
+        if self._last_stamp is not None and now <= self._last_stamp - timedelta(seconds=5):
+            log.warning("the clock is behind the previous backup's time (%s); was it reset?", _iso(self._last_stamp))
+        elif self._last_stamp is not None and now <= self._last_stamp:
             time.sleep((self._last_stamp + timedelta(seconds=1) - datetime.now(timezone.utc)).total_seconds() + 0.01)
             now = self._last_stamp + timedelta(seconds=1)
         self._last_stamp = now
