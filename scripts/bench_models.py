@@ -13,8 +13,9 @@
     the peak above the frame's starting point, and the net growth.
 
 Also :func:`bench_our_models` (our detector + embedder on pre-decoded frames, no camera
-or event code) and :func:`decode_frames`. Run directly it prints (b), (c), ours and (d)
-for ours and insightface as JSON:
+or event code), :func:`decode_frames` and :func:`interleaved` (several paths timed in
+alternating chunks, fair on a machine whose load swings). Run directly it prints ours,
+(b) and (c) timed interleaved, and (d) for ours and insightface, as JSON:
 
     .venv/bin/python scripts/bench_models.py [--clip PATH] [--models DIR] [--threads N]
 """
@@ -73,59 +74,109 @@ def _fps(frames: int, seconds: float) -> float:
     return round(frames / seconds, 2) if seconds > 0 else 0.0
 
 
+class ModelOnly:
+    """(b) bare sessions: per frame one detector run at our input shape plus one embedder
+    run per face; inputs are real preprocessed frames/crops prepared beforehand."""
+
+    def __init__(self, frames: Sequence[np.ndarray], faces_per_frame: Sequence[int],
+                 models_dir: str | os.PathLike[str] = DEFAULT_MODELS, providers: Sequence[str] | None = None,
+                 threads: int = 0, max_side: int = 640, detector_file: str = DETECTOR_FILE,
+                 embedder_file: str = EMBEDDER_FILE, det_input_hw: tuple[int, int] | None = None) -> None:
+        models = Path(models_dir)
+        self.det = create_session(models / detector_file, providers=providers, threads=threads)
+        self.emb = create_session(models / embedder_file, providers=providers, threads=threads)
+        self.faces_per_frame = list(faces_per_frame)
+        frame_h, frame_w = frames[0].shape[:2]
+        if det_input_hw is None:
+            new_w, new_h, in_w, in_h = detector_input_size(frame_w, frame_h, max_side)
+        else:
+            in_h, in_w = det_input_hw
+            new_w, new_h = min(in_w, frame_w), min(in_h, frame_h)
+        self.input_shape = [1, 3, in_h, in_w]
+        # A few real blobs, cycled (all 275 would need ~800 MB).
+        self.blobs = []
+        for frame in frames[:: max(len(frames) // 8, 1)][:8]:
+            canvas = np.zeros((in_h, in_w, 3), np.uint8)
+            canvas[:new_h, :new_w] = cv2.resize(frame, (new_w, new_h))
+            self.blobs.append(cv2.dnn.blobFromImage(canvas, 1.0 / 128.0, (in_w, in_h), (127.5,) * 3, swapRB=True))
+        self.crops = cv2.dnn.blobFromImages(
+            [cv2.resize(frame[100:260, 240:400], (112, 112)) for frame in frames[:4]],
+            1.0 / 127.5, (112, 112), (127.5,) * 3, swapRB=True)
+        self.det_name = self.det.get_inputs()[0].name
+        self.emb_name = self.emb.get_inputs()[0].name
+        self.det_times: list[float] = []
+        self.emb_times: list[float] = []
+        for blob in self.blobs[:2]:  # warm-up
+            self.det.run(None, {self.det_name: blob})
+            self.emb.run(None, {self.emb_name: self.crops[:1]})
+
+    @property
+    def provider(self) -> str:
+        return self.det.get_providers()[0]
+
+    def __call__(self, index: int) -> int:
+        count = self.faces_per_frame[index]
+        t0 = time.perf_counter()
+        self.det.run(None, {self.det_name: self.blobs[index % len(self.blobs)]})
+        t1 = time.perf_counter()
+        crops = self.crops
+        for j in range(count):
+            k = j % len(crops)
+            self.emb.run(None, {self.emb_name: crops[k:k + 1]})
+        self.det_times.append(t1 - t0)
+        if count:
+            self.emb_times.append((time.perf_counter() - t1) / count)
+        return count
+
+    def stage_medians(self) -> dict[str, Any]:
+        return {
+            "detect_ms_median": round(statistics.median(self.det_times) * 1000, 2) if self.det_times else None,
+            "embed_ms_per_face_median": round(statistics.median(self.emb_times) * 1000, 2) if self.emb_times else None,
+        }
+
+
 def bench_model_only(frames: Sequence[np.ndarray], faces_per_frame: Sequence[int],
                      models_dir: str | os.PathLike[str] = DEFAULT_MODELS,
                      providers: Sequence[str] | None = None, threads: int = 0,
                      max_side: int = 640, detector_file: str = DETECTOR_FILE,
                      embedder_file: str = EMBEDDER_FILE, det_input_hw: tuple[int, int] | None = None
                      ) -> dict[str, Any]:
-    """(b) bare sessions: one detector run at our input shape plus one embedder run per
-    face, per frame; inputs are real preprocessed frames/crops prepared beforehand."""
-    models = Path(models_dir)
-    det = create_session(models / detector_file, providers=providers, threads=threads)
-    emb = create_session(models / embedder_file, providers=providers, threads=threads)
-    frame_h, frame_w = frames[0].shape[:2]
-    if det_input_hw is None:
-        new_w, new_h, in_w, in_h = detector_input_size(frame_w, frame_h, max_side)
-    else:
-        in_h, in_w = det_input_hw
-        new_w, new_h = min(in_w, frame_w), min(in_h, frame_h)
-    # A few real blobs, cycled (all 275 would need ~800 MB).
-    blobs = []
-    for frame in frames[:: max(len(frames) // 8, 1)][:8]:
-        canvas = np.zeros((in_h, in_w, 3), np.uint8)
-        canvas[:new_h, :new_w] = cv2.resize(frame, (new_w, new_h))
-        blobs.append(cv2.dnn.blobFromImage(canvas, 1.0 / 128.0, (in_w, in_h), (127.5,) * 3, swapRB=True))
-    crops = cv2.dnn.blobFromImages(
-        [cv2.resize(frame[100:260, 240:400], (112, 112)) for frame in frames[:4]],
-        1.0 / 127.5, (112, 112), (127.5,) * 3, swapRB=True)
-    det_name, emb_name = det.get_inputs()[0].name, emb.get_inputs()[0].name
-    for blob in blobs[:2]:  # warm-up
-        det.run(None, {det_name: blob})
-        emb.run(None, {emb_name: crops[:1]})
-    det_times: list[float] = []
-    emb_times: list[float] = []
+    """(b) the model-only limit over all frames (see :class:`ModelOnly`)."""
+    runner = ModelOnly(frames, faces_per_frame, models_dir, providers, threads, max_side,
+                       detector_file, embedder_file, det_input_hw)
     start = time.perf_counter()
-    for i, count in enumerate(faces_per_frame):
-        t0 = time.perf_counter()
-        det.run(None, {det_name: blobs[i % len(blobs)]})
-        t1 = time.perf_counter()
-        for j in range(count):
-            emb.run(None, {emb_name: crops[j % len(crops): j % len(crops) + 1]})
-        det_times.append(t1 - t0)
-        if count:
-            emb_times.append((time.perf_counter() - t1) / count)
+    for i in range(len(runner.faces_per_frame)):
+        runner(i)
     seconds = time.perf_counter() - start
     return {
-        "frames": len(faces_per_frame),
-        "faces": int(sum(faces_per_frame)),
+        "frames": len(runner.faces_per_frame),
+        "faces": int(sum(runner.faces_per_frame)),
         "seconds": round(seconds, 3),
-        "fps": _fps(len(faces_per_frame), seconds),
-        "detector_input_shape": [1, 3, in_h, in_w],
-        "provider": det.get_providers()[0],
-        "detect_ms_median": round(statistics.median(det_times) * 1000, 2),
-        "embed_ms_per_face_median": round(statistics.median(emb_times) * 1000, 2) if emb_times else None,
+        "fps": _fps(len(runner.faces_per_frame), seconds),
+        "detector_input_shape": runner.input_shape,
+        "provider": runner.provider,
+        **runner.stage_medians(),
     }
+
+
+def interleaved(runners: dict[str, Callable[[int], int]], frame_count: int, chunk: int = 25,
+                warmup: int = 3) -> dict[str, dict[str, Any]]:
+    """Time several per-frame runners (called with the frame index) side by side: chunks
+    of ``chunk`` frames in turn, so a busy machine's load swings hit all of them alike."""
+    for run in runners.values():
+        for i in range(min(warmup, frame_count)):
+            run(i)
+    seconds = dict.fromkeys(runners, 0.0)
+    faces = dict.fromkeys(runners, 0)
+    for start in range(0, frame_count, chunk):
+        stop = min(start + chunk, frame_count)
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            for i in range(start, stop):
+                faces[name] += run(i)
+            seconds[name] += time.perf_counter() - t0
+    return {name: {"frames": frame_count, "faces": faces[name], "seconds": round(seconds[name], 3),
+                   "fps": _fps(frame_count, seconds[name])} for name in runners}
 
 
 def load_insightface_reference(models_dir: str | os.PathLike[str] = DEFAULT_MODELS,
@@ -253,21 +304,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = decode_frames(args.clip, args.frames)
     pack = load_model_pack(args.models, providers=args.providers, threads=args.threads)
     faces = count_faces(pack, frames)
-    ours = bench_our_models(frames, pack)
-    model_only = bench_model_only(frames, faces, args.models, args.providers, args.threads)
-    reference = bench_insightface_reference(frames, args.models, args.providers, args.threads)
+    ours = our_frame_fn(pack)
+    model_only = ModelOnly(frames, faces, args.models, args.providers, args.threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # skimage estimate() deprecation
+        detector, recogniser = load_insightface_reference(args.models, args.providers, args.threads)
+        reference = insightface_frame_fn(detector, recogniser)
+        timed = interleaved({
+            "ours_models_only_path": lambda i: ours(frames[i]),
+            "b_model_only_limit": model_only,
+            "c_insightface_reference": lambda i: reference(frames[i]),
+        }, len(frames))
+        timed["c_insightface_reference"]["heap"] = heap_per_frame(reference, frames)
+    timed["ours_models_only_path"]["heap"] = heap_per_frame(ours, frames)
+    timed["ours_models_only_path"]["detector_input_shape"] = pack.detector.input_shape
+    timed["b_model_only_limit"]["detector_input_shape"] = model_only.input_shape
+    timed["b_model_only_limit"].update(model_only.stage_medians())
+    timed["c_insightface_reference"]["detector_input_shape"] = [1, 3, 640, 640]
+    ours_fps = timed["ours_models_only_path"]["fps"]
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
         "clip": args.clip,
         "frames": len(frames),
         "threads": args.threads,
-        "ours_models_only_path": ours,
-        "b_model_only_limit": model_only,
-        "c_insightface_reference": reference,
+        "provider": pack.detector.provider,
+        "method": "interleaved: 25-frame chunks of each path in turn, on frames decoded beforehand",
+        **timed,
         "ratios": {
-            "ours_vs_insightface": round(ours["fps"] / reference["fps"], 2),
-            "ours_vs_model_only": round(ours["fps"] / model_only["fps"], 3),
+            "ours_vs_insightface": round(ours_fps / timed["c_insightface_reference"]["fps"], 2),
+            "ours_vs_model_only": round(ours_fps / timed["b_model_only_limit"]["fps"], 3),
         },
     }
     json.dump(report, sys.stdout, indent=2)
