@@ -86,8 +86,13 @@ def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path: Path, st
 
     run_until(settings.source, stage, tmp_path / "marker", "backup", "restore", str(archive), "--yes")
     # What the next start does (facepro run and every backup command): finish or discard.
-    outcome = manager.recover()
-    assert outcome == ("completed" if expect == "new" else "discarded")
+    if stage == "restore-db-swapped":
+        from edge.service import Service
+
+        Service(settings).boot()  # the boot of facepro run, before migrations
+    else:
+        outcome = manager.recover()
+        assert outcome == ("completed" if expect == "new" else "discarded")
     assert _state(settings) == (new_state if expect == "new" else old_state)
     assert integrity(settings.db_path) == "ok"
     assert not (settings.data_dir / ".restore").exists() and not (settings.data_dir / "restore.journal").exists()
