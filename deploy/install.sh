@@ -288,6 +288,9 @@ if [ -f "$etc/settings.json" ]; then
 else
     put_file "$etc/settings.json" "$script_dir/settings.device.json" 640
 fi
+if ! check="$("$venv/bin/facepro" --config "$etc/settings.json" config check 2>&1)"; then
+    say "warning: the settings do not load, the service will not start until they do: ${check##*error: }"
+fi
 if [ -n "$pack_dir" ]; then
     put_dir "$data/models" 755
     if [ -f "$models_dest/SHA256SUMS" ] && cmp -s "$pack/SHA256SUMS" "$models_dest/SHA256SUMS" \

@@ -182,3 +182,23 @@ def test_flavour_detection_and_bad_arguments(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--flavour" in bad.stderr
     missing = install(tmp_path / "plain", "--models", str(tmp_path / "nope"), check=False)
     assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_existing_settings_are_kept_and_checked(installed: dict[str, Any]) -> None:
+    root: Path = installed["root"]
+    settings = root / "etc/facepro/settings.json"
+    original = settings.read_bytes()
+    wheel = next((root / "opt/facepro/dist").glob("facepro_edge-*.whl"))
+    try:
+        edited = json.loads(original)
+        edited["device"]["name"] = "Front door"
+        settings.write_text(json.dumps(edited))
+        proc = install(root, "--wheel", str(wheel), script=installed["script"])
+        assert json.loads(settings.read_text())["device"]["name"] == "Front door"  # never overwritten
+        assert "warning" not in proc.stdout
+        settings.write_text('{"mqtt": {"port": "x"}}')
+        proc = install(root, "--wheel", str(wheel), script=installed["script"])
+        assert "settings do not load" in proc.stdout and "mqtt.port" in proc.stdout
+        assert settings.read_text() == '{"mqtt": {"port": "x"}}'
+    finally:
+        settings.write_bytes(original)
