@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import MODELS_DIR, REPO, subprocess_env
 
 INSTALL = REPO / "deploy" / "install.sh"
+OFFLINE_SIGNS = ("Failed to establish a new connection", "Temporary failure in name resolution",
+                 "Network is unreachable", "NewConnectionError")
 SNAPSHOT_IGNORE = shutil.ignore_patterns(".git", ".venv", "tests", "__pycache__", "*.egg-info", "build", "dist",
                                          ".demo-data", "test-artifacts", ".pytest_cache")
 
@@ -59,7 +61,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # Everything (script, unit, docs, package) from one snapshot: others edit the live tree.
     script = source / "deploy" / "install.sh"
     args = ("--source", str(source), "--models", str(MODELS_DIR), "--flavour", "auto")
-    first = install(root, *args, script=script)
+    first = install(root, *args, script=script, check=False)
+    if first.returncode != 0 and any(sign in first.stdout + first.stderr for sign in OFFLINE_SIGNS):
+        pytest.skip("the package index is unreachable: install.sh needs it for the dependencies")
+    assert first.returncode == 0, f"install.sh failed ({first.returncode}):\n{first.stdout}\n{first.stderr}"
     before = tree(root)
     second = install(root, *args, script=script)
     after = tree(root)
