@@ -354,7 +354,23 @@ def check_backup_target(target: dict[str, Any], min_free_bytes: int) -> Check:
     result = check_target(target, min_free_bytes=min_free_bytes)
     if result.get("ok"):
         return Check(name, PASS, str(result.get("detail")))
-    return Check(name, FAIL, str(result.get("detail")), _backup_fix(target))
+    detail = str(result.get("detail"))
+    if "free" in detail and result.get("free_bytes") is not None:
+        return Check(name, FAIL, detail, f"make room on the target: facepro backup prune --target {target['name']} "
+                     "(or a lower keep), or use a larger drive/share")
+    return Check(name, FAIL, detail, _backup_fix(target))
+
+
+def backup_room_needed(settings: Settings) -> int:
+    """Free space a target needs: room for two more backups of today's database and faces
+    (an upper bound: archives are compressed), at least 100 MiB."""
+    total = 0
+    for path in (settings.db_path, settings.data_dir / "faces"):
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return max(100 * 2**20, 2 * total)
 
 
 def _backup_fix(target: dict[str, Any]) -> str:
@@ -424,7 +440,7 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
     if not targets:
         checks.append(Check("backups", WARN, "no backup target configured",
                             "add a USB drive or network share under backup.targets[]"))
-    min_free = int(float(settings["events.min_free_mb"]) * 2**20 // 4)
+    min_free = backup_room_needed(settings)
     for target in targets:
         checks.append(_guarded(f"backup {target['name']}", check_backup_target, target, min_free))
     checks.append(_guarded("gpu telemetry", check_gpu))

@@ -215,3 +215,25 @@ def test_service_not_running_is_a_warning(tmp_path: Path, write_settings) -> Non
     loaded = load_settings(settings, env={})
     check = doctor.check_service(loaded, doctor.service_health(loaded))
     assert check.status == "WARN" and "systemctl start facepro" in check.fix
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs (a USB drive stand-in) needs root")
+def test_usb_target_mounted_passes_and_a_full_one_fails(tmp_path: Path, write_settings) -> None:
+    from edge.config import load_settings
+
+    roomy, small = tmp_path / "roomy", tmp_path / "small"
+    mounted = []
+    try:
+        for path, size in ((roomy, "256m"), (small, "1m")):
+            path.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+            mounted.append(path)
+        settings = load_settings(write_settings(), env={})
+        need = doctor.backup_room_needed(settings)
+        good = doctor.check_backup_target({"name": "usb", "type": "usb", "path": str(roomy)}, need)
+        assert good.status == "PASS", good
+        full = doctor.check_backup_target({"name": "usb", "type": "usb", "path": str(small)}, need)
+        assert full.status == "FAIL" and "free" in full.detail and "backup prune --target usb" in full.fix, full
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", str(path)], check=False)
