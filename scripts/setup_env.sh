@@ -17,6 +17,13 @@ if [ "$mode" = test ]; then
     command -v chromium >/dev/null || apt_packages+=(chromium)
     command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
     command -v smbd >/dev/null || apt_packages+=(samba)
+    # deploy tests: fetch_models.sh downloads with curl; install.sh builds its venv from the
+    # distribution's Python (/usr/bin/python3), which needs python3-venv on Debian/Ubuntu
+    command -v curl >/dev/null || apt_packages+=(curl)
+    command -v systemd-analyze >/dev/null || apt_packages+=(systemd)
+    if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_packages+=(python3-venv)
+    fi
 fi
 python_ok=1
 python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null || python_ok=0
