@@ -29,7 +29,7 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(dirname "$script_dir")"
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 die() { echo "install.sh: error: $1" >&2; exit "${2:-1}"; }
 say() { echo "install.sh: $*"; }
 
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --root) root="${2:?--root needs a directory}"; shift 2 ;;
         --models) models="${2:?--models needs a path}"; shift 2 ;;
-        --flavour|--flavor) flavour="${2:?--flavour needs auto, cpu, gpu or jetson}"; shift 2 ;;
+        --flavour|--flavor) flavour="${2:?--flavour needs auto, cpu, gpu, jetson or openvino}"; shift 2 ;;
         --wheel) wheel="${2:?--wheel needs a file}"; shift 2 ;;
         --source) source_dir="${2:?--source needs a directory}"; shift 2 ;;
         --ort-wheel) ort_wheel="${2:?--ort-wheel needs a file}"; shift 2 ;;
@@ -65,6 +65,9 @@ mkdir -p "$root" 2>/dev/null || die "--root: cannot create $root" 2
 root="$(cd "$root" && pwd)"
 prefix="${root%/}"                 # "" for the real root
 staged=0; [ -z "$prefix" ] || staged=1
+if [ "$staged" = 0 ] && [ "$detect_only" = 0 ] && [ "$(id -u)" != 0 ]; then
+    die "installing on this machine needs root (sudo $0 ...), or stage it with --root DIR" 2
+fi
 opt="$prefix/opt/facepro"; venv="$opt/venv"; data="$prefix/var/lib/facepro"
 models_dest="$data/models/face"; etc="$prefix/etc/facepro"; unit_dir="$prefix/etc/systemd/system"
 export PYTHONDONTWRITEBYTECODE=1   # our own checks must not write into the tree

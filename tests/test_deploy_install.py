@@ -183,6 +183,8 @@ def test_flavour_detection_and_bad_arguments(tmp_path: Path) -> None:
     assert "onnxruntime flavour: jetson" in proc.stdout
     assert "onnxruntime flavour: cpu" in install(tmp_path / "plain", "--detect-only").stdout
     assert "gpu (chosen with --flavour)" in install(tmp_path / "plain", "--detect-only", "--flavour", "gpu").stdout
+    assert "--models PATH" in subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True,
+                                             check=True).stdout
     bad = install(tmp_path / "plain", "--flavour", "tpu", check=False)
     assert bad.returncode == 2 and "--flavour" in bad.stderr
     missing = install(tmp_path / "plain", "--models", str(tmp_path / "nope"), check=False)
