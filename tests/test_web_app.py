@@ -253,6 +253,7 @@ def test_every_section_renders_when_its_part_is_missing(bare: SimpleNamespace) -
     for what in ("Camera status", "Monitoring", "Alerts", "Backups"):
         assert f"{what} not available" in html, what
     bare.ctx.settings.data["mqtt"]["enabled"] = True  # configured, but the part is not running
+    bare.app.extensions["facepro_status_cache"].clear()
     assert "MQTT not available" in bare.client.get("/").get_data(as_text=True)
     assert "Monitoring history not available" in html
     status = bare.client.get("/api/status").get_json()
@@ -271,6 +272,20 @@ def test_a_failing_part_does_not_take_the_page_down(web: SimpleNamespace) -> Non
     assert "RuntimeError: camera thread crashed" in web.client.get("/").get_data(as_text=True)
     assert web.client.get("/api/status").get_json()["cameras"]["available"] is False
     assert web.client.get("/api/health").status_code == 503
+
+
+def test_status_is_computed_once_a_second_however_many_ask(web: SimpleNamespace) -> None:
+    calls = []
+    answer = web.ctx.pipeline.models_info
+    web.ctx.pipeline.models_info = lambda: calls.append(1) or answer()
+    login(web.client, PASSWORD)
+    for _ in range(5):
+        assert web.client.get("/api/status").status_code == 200
+    assert web.client.get("/").status_code == 200
+    assert len(calls) == 1
+    time.sleep(1.1)
+    web.client.get("/api/status")
+    assert len(calls) == 2
 
 
 def test_api_status_figures(web: SimpleNamespace) -> None:

@@ -92,7 +92,20 @@ def wait_until(condition: Any, timeout: float = 20, what: str = "condition") -> 
 
 
 def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser: Any) -> None:
+    try:
+        walk_through(service, browser)
+    except Exception as exc:
+        browser.save_screenshot(str(ARTIFACTS / "failure.png"))
+        log_tail = "\n".join(service["log"].read_text(errors="replace").splitlines()[-40:])
+        raise AssertionError(f"{exc}\n--- at {browser.current_url}; facepro log tail:\n{log_tail}") from exc
+
+
+def walk_through(service: dict[str, Any], browser: Any) -> None:
     from selenium.webdriver.common.by import By
+
+    def find(by: str, value: str, timeout: float = 20) -> Any:
+        """The element once it is there (a click's navigation finishes after click() returns)."""
+        return wait_until(lambda: browser.find_elements(by, value), timeout, f"{value!r} on the page")[0]
 
     base = service["base"]
     browser.get(base + "/")
@@ -124,10 +137,10 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
     # log in with the password generated at first boot (what the installer hands over)
     password = (service["data_dir"] / "technician-password.txt").read_text().strip()
     browser.find_element(By.ID, "login-link").click()
-    browser.find_element(By.ID, "password").send_keys("not the password")
+    find(By.ID, "password").send_keys("not the password")
     browser.find_element(By.ID, "login-submit").click()
-    assert "Wrong password" in browser.find_element(By.ID, "login-error").text
-    browser.find_element(By.ID, "password").send_keys(password)
+    assert "Wrong password" in find(By.ID, "login-error").text
+    find(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login-submit").click()
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "header form button"), what="the logout button")
     assert browser.current_url.rstrip("/") == base
@@ -145,13 +158,15 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
 
     # enrol by uploading a photo: the crop shows, and the running pipeline recognises him
     browser.get(base + "/people")
-    form = browser.find_element(By.ID, "enroll-form")
+    form = find(By.ID, "enroll-form")
     form.find_element(By.NAME, "name").send_keys("Lin-Manuel Miranda")
     form.find_element(By.NAME, "photos").send_keys(str(MEDIA_DIR / "lin-manuel-miranda.png"))
     form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    assert "Enrolled Lin-Manuel Miranda" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert "Enrolled Lin-Manuel Miranda" in find(By.CSS_SELECTOR, ".flash").text
     person = browser.find_element(By.CSS_SELECTOR, 'li[data-person="Lin-Manuel Miranda"]')
-    assert browser.execute_script("return arguments[0].querySelector('img.face').naturalWidth;", person) == 112
+    wait_until(lambda: browser.execute_script(
+        "var img = arguments[0].querySelector('img.face'); return img.complete && img.naturalWidth;", person) == 112,
+        what="the enrolled face crop (112x112) to load")
     browser.save_screenshot(str(ARTIFACTS / "people.png"))
 
     def recognised() -> bool:
@@ -161,7 +176,7 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
 
     # the backup wizard: create (database + settings only), watch the progress, see it listed
     browser.get(base + "/backups")
-    faces = browser.find_element(By.CSS_SELECTOR, 'input[name="include"][value="faces"]')
+    faces = find(By.CSS_SELECTOR, 'input[name="include"][value="faces"]')
     if faces.is_selected():
         faces.click()
     browser.find_element(By.ID, "backup-create").click()
@@ -179,7 +194,7 @@ def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser
     # restore step 2: the confirmation names what will be overwritten
     rows[0].find_element(By.CSS_SELECTOR, 'input[type="radio"]').click()
     browser.find_element(By.ID, "backup-restore").click()
-    warning = browser.find_element(By.ID, "overwrites").text
+    warning = find(By.ID, "overwrites").text
     assert "database" in warning and str(service["data_dir"] / "facepro.db") in warning
     assert "face images" not in warning  # this archive was made without them
     browser.save_screenshot(str(ARTIFACTS / "restore-confirm.png"))

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from edge.context import ServiceContext
 from edge.web import auth, security
 from edge.web.security import wants_json
+from edge.web.status import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,11 @@ def _fmt_duration(seconds: Any) -> str:
     return f"{minutes}m {secs}s"
 
 
-def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | None = None) -> Flask:
-    """The app for ``ctx``; reads ``web.*`` settings, keeps its key and password in the data dir."""
+def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | None = None,
+               status_cache_s: float = 1.0) -> Flask:
+    """The app for ``ctx``; reads ``web.*`` settings, keeps its key and password in the data dir.
+
+    The status and chart answers are computed at most once per ``status_cache_s``."""
     app = Flask("edge.web", root_path=str(HERE), template_folder="templates", static_folder="static")
     settings = ctx.settings
     app.config.update(
@@ -73,6 +77,7 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["facepro_login_limiter"] = login_limiter or auth.LoginRateLimiter(limit=5, window_s=60)
+    app.extensions["facepro_status_cache"] = TTLCache(status_cache_s)
     app.jinja_env.filters["bytes"] = _fmt_bytes
     app.jinja_env.filters["duration"] = _fmt_duration
     app.jinja_env.filters["percent"] = _fmt_percent

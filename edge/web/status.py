@@ -7,6 +7,7 @@ the page still renders. Nothing here returns a secret: settings are never copied
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -159,3 +160,41 @@ def chart_series(ctx: ServiceContext, window_s: float = 600) -> dict[str, Any]:
         stage = name[len("stage."):-len(".p95_s")]
         add(f"stage-{stage}", f"{stage} (p95)", "ms", {stage: history[name]}, scale=1000.0)
     return {"available": True, "charts": charts}
+
+
+class TTLCache:
+    """Answers computed at most once per ``ttl_s`` per key, however many clients ask.
+
+    Bounds the CPU the status page can take from the pipeline: ten open dashboards or a
+    client polling in a loop cost one status computation per second, not one per request.
+    Concurrent askers of a stale key wait for the one computation instead of repeating it.
+    """
+
+    def __init__(self, ttl_s: float = 1.0) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._key_locks: dict[Any, threading.Lock] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry[0] < self.ttl_s:
+                return entry[1]
+            value = compute()
+            self._entries[key] = (time.monotonic(), value)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def cached_status(ctx: ServiceContext, cache: TTLCache) -> dict[str, Any]:
+    return cache.get("status", lambda: collect_status(ctx))
+
+
+def cached_charts(ctx: ServiceContext, cache: TTLCache, window_s: float = 600) -> dict[str, Any]:
+    return cache.get(("charts", round(window_s)), lambda: chart_series(ctx, window_s))

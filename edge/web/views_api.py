@@ -22,6 +22,10 @@ def ctx() -> ServiceContext:
     return current_app.config["FACEPRO_CTX"]
 
 
+def status_cache() -> status_mod.TTLCache:
+    return current_app.extensions["facepro_status_cache"]
+
+
 def json_error(status: int, message: str) -> Any:
     response = jsonify({"error": message})
     response.status_code = status
@@ -44,7 +48,7 @@ def health() -> Any:
 
 @bp.get("/api/status")
 def status() -> Any:
-    return jsonify(status_mod.collect_status(ctx()))
+    return jsonify(status_mod.cached_status(ctx(), status_cache()))
 
 
 @bp.get("/api/history")
@@ -54,7 +58,7 @@ def history() -> Any:
         window_s = min(max(float(window), 10.0), 86400.0)
     except ValueError:
         return json_error(400, f"window: expected a number of seconds, got {window!r}")
-    return jsonify(status_mod.chart_series(ctx(), window_s))
+    return jsonify(status_mod.cached_charts(ctx(), status_cache(), window_s))
 
 
 def event_query_args() -> dict[str, Any]:

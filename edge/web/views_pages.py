@@ -13,7 +13,7 @@ from edge.web import people as people_actions
 from edge.web import status as status_mod
 from edge.web.errors import ActionError
 from edge.web.charts import svg_chart
-from edge.web.views_api import event_query_args, snapshot_url
+from edge.web.views_api import event_query_args, snapshot_url, status_cache
 from edge.web.views_files import relative_face_path
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,15 @@ def fail(exc: ActionError, endpoint: str, **values: Any) -> Any:
 
 @bp.get("/")
 def dashboard() -> Any:
-    status = status_mod.collect_status(ctx())
-    charts = status_mod.chart_series(ctx())
+    status = status_mod.cached_status(ctx(), status_cache())
+    charts = status_mod.cached_charts(ctx(), status_cache())
     return render_template("dashboard.html", s=status, charts=charts, svg_chart=svg_chart)
 
 
 @bp.get("/partials/charts")
 def charts_partial() -> Any:
     """The charts alone, for the dashboard's script to swap in every few seconds."""
-    return render_template("_charts.html", charts=status_mod.chart_series(ctx()), svg_chart=svg_chart)
+    return render_template("_charts.html", charts=status_mod.cached_charts(ctx(), status_cache()), svg_chart=svg_chart)
 
 
 @bp.get("/events")
