@@ -84,6 +84,7 @@
   }
 
   function refreshStatus() {
+    if (document.hidden) return;  // a forgotten background tab costs the device nothing
     fetch("/api/status", {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function (status) {
@@ -97,7 +98,7 @@
 
   function refreshCharts() {
     var box = document.getElementById("charts");
-    if (!box) return;
+    if (!box || document.hidden) return;
     fetch("/partials/charts", {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) { box.innerHTML = html; })
