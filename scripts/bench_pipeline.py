@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""End-to-end pipeline benchmark on the shared clip, side by side in one run (JSON out).
+
+(a) our pipeline: ``edge.pipeline.service.process_file`` over the clip file, exactly what
+    ``facepro process`` runs: the capture thread decodes into the frame ring (lossless, so
+    all 275 frames, none dropped), the worker detects, embeds, matches against a gallery with
+    Lin-Manuel Miranda enrolled, and records events (SQLite rows + JPEG snapshots). Decoding
+    is included in the time.
+(b) model-only limit: bare ONNX Runtime sessions at our detector input shape and the same
+    number of face crops per frame (``scripts/bench_models.py``).
+(c) insightface reference path per frame: model_zoo SCRFD ``detect`` + ``norm_crop`` +
+    ``get_feat`` (``scripts/bench_models.py``).
+    (b) and (c) run on frames decoded beforehand, with the same session options as (a).
+(d) Python heap per frame in steady state (tracemalloc) for (a) and (c): the peak traced
+    memory above the previous frame's end (temporaries included), and the net growth.
+    For (a) measured in a second pass (tracemalloc slows Python), all threads included.
+
+    .venv/bin/python scripts/bench_pipeline.py [--threads N] [--repeat N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import bench_models  # noqa: E402
+
+from edge.config import load_settings  # noqa: E402
+from edge.db.connection import connect  # noqa: E402
+from edge.pipeline.enroll import enroll  # noqa: E402
+from edge.pipeline.pack import load_model_pack  # noqa: E402
+from edge.pipeline.service import process_file  # noqa: E402
+from edge.service import migrate_database  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+CLIP = SHARED / "media" / "short_hamilton_clip.mp4"
+MODELS = SHARED / "models" / "face"
+LIN_PHOTO = SHARED / "media" / "lin-manuel-miranda.png"
+WARMUP_FRAMES = 10
+KIB = 1024
+
+
+def make_settings(workdir: Path, threads: int) -> Any:
+    config = workdir / "settings.json"
+    config.write_text(json.dumps({
+        "device": {"id": "bench", "name": "bench"},
+        "paths": {"data_dir": str(workdir / "data"), "models_dir": str(MODELS)},
+        "pipeline": {"intra_op_threads": threads},
+        "events": {"min_free_mb": 0},
+        "web": {"enabled": False}, "backup": {"schedule": None},
+    }))
+    settings = load_settings(config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate_database(settings)
+    return settings
+
+
+def pipeline_run(settings: Any, pack: Any, measure_heap: bool) -> dict[str, Any]:
+    peaks: list[int] = []
+    state = {"frames": 0, "before": 0, "baseline": 0}
+
+    def hook(loop: Any, feed: Any, slot: Any) -> None:
+        state["frames"] += 1
+        if state["frames"] == WARMUP_FRAMES:
+            tracemalloc.start()
+            state["before"] = state["baseline"] = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+        elif state["frames"] > WARMUP_FRAMES:
+            current, peak = tracemalloc.get_traced_memory()
+            peaks.append(peak - state["before"])
+            state["before"] = current
+            tracemalloc.reset_peak()
+
+    try:
+        summary = process_file(settings, CLIP, "bench", pack=pack, frame_hook=hook if measure_heap else None)
+        growth = tracemalloc.get_traced_memory()[0] - state["baseline"] if measure_heap else 0
+    finally:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+    if not measure_heap:
+        return summary
+    return {
+        "frames": len(peaks),
+        "peak_bytes_per_frame_median": int(statistics.median(peaks)) if peaks else 0,
+        "peak_bytes_per_frame_p95": int(np.percentile(peaks, 95)) if peaks else 0,
+        "peak_bytes_per_frame_max": max(peaks) if peaks else 0,
+        "net_growth_bytes": int(growth),
+        "note": "all threads (capture + worker); the max includes event snapshots (JPEG encode)",
+    }
+
+
+def run_once(threads: int, frames: Sequence[np.ndarray], faces: Sequence[int], pack: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        settings = make_settings(Path(tmp), threads)
+        conn = connect(settings.db_path)
+        try:
+            enroll(conn, pack, settings.data_dir, "Lin-Manuel Miranda", [LIN_PHOTO])
+        finally:
+            conn.close()
+        a = pipeline_run(settings, pack, measure_heap=False)
+        a_heap = pipeline_run(settings, pack, measure_heap=True)
+    b = bench_models.bench_model_only(frames, faces, MODELS, None, threads)
+    c = bench_models.bench_insightface_reference(frames, MODELS, None, threads, measure_heap=True)
+    return {
+        "a_pipeline": {k: a[k] for k in ("frames", "frames_processed", "frames_dropped", "faces", "events",
+                                         "events_by_person", "seconds", "fps", "stages")}
+                      | {"detector_input_shape": pack.detector.input_shape, "provider": pack.detector.provider},
+        "b_model_only_limit": b,
+        "c_insightface_reference": c,
+        "d_heap_per_frame": {"a_pipeline": a_heap, "c_insightface_reference": c.get("heap")},
+        "ratios": {
+            "a_vs_c": round(a["fps"] / c["fps"], 2),
+            "a_vs_b": round(a["fps"] / b["fps"], 3),
+        },
+        "targets": {
+            "a_vs_c_min": 2.0, "a_vs_b_min": 0.9, "heap_per_frame_max_bytes": 64 * KIB,
+            "a_vs_c_met": a["fps"] >= 2.0 * c["fps"],
+            "a_vs_b_met": a["fps"] >= 0.9 * b["fps"],
+            "heap_met": a_heap["peak_bytes_per_frame_median"] < 64 * KIB,
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads for all paths (0 = default)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the comparison N times (a noisy machine)")
+    args = parser.parse_args(argv)
+
+    frames = bench_models.decode_frames(CLIP)
+    pack = load_model_pack(MODELS, threads=args.threads)
+    faces = bench_models.count_faces(pack, frames)
+    runs = []
+    for _ in range(args.repeat):
+        started = time.time()
+        result = run_once(args.threads, frames, faces, pack)
+        result["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        runs.append(result)
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count()},
+        "clip": str(CLIP),
+        "clip_frames": len(frames),
+        "faces_in_clip": int(sum(faces)),
+        "threads": args.threads,
+        "runs": runs,
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
