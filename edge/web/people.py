@@ -50,20 +50,17 @@ def check_name(name: Any) -> str:
     return name
 
 
-_pack_lock = threading.Lock()
-_pack_cache: dict[str, Any] = {}
+# One enrolment at a time: each loads a model pack of its own.
+_enrol_lock = threading.Lock()
 
 
 def _enrolment_pack(ctx: ServiceContext) -> Any:
-    """A model pack of the web's own for enrolment (the pipeline's sessions and bound buffers
-    belong to its inference thread), loaded on first use; the caller holds ``_pack_lock``."""
-    key = str(ctx.settings.models_dir)
-    if key not in _pack_cache:
-        from edge.pipeline.pack import load_model_pack_from_settings
+    """A model pack for this enrolment only. The pipeline's sessions and bound buffers belong
+    to its inference thread; a second pack is loaded per enrolment (well under a second) and
+    dropped after it, so the device does not keep a spare copy of the models in memory."""
+    from edge.pipeline.pack import load_model_pack_from_settings
 
-        _pack_cache.clear()
-        _pack_cache[key] = load_model_pack_from_settings(ctx.settings)
-    return _pack_cache[key]
+    return load_model_pack_from_settings(ctx.settings)
 
 
 def enroll(ctx: ServiceContext, name: Any, photos: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -94,7 +91,7 @@ def enroll(ctx: ServiceContext, name: Any, photos: list[tuple[str, bytes]]) -> d
             path = upload_dir / f"{index:02d}-{safe}"
             path.write_bytes(data)
             paths.append(path)
-        with _pack_lock:
+        with _enrol_lock:
             try:
                 pack = _enrolment_pack(ctx)
             except ModelPackError as exc:
