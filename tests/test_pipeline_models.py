@@ -116,9 +116,13 @@ def test_alignment_equals_skimage_similarity_transform():
     rng = np.random.default_rng(7)
     from edge.pipeline.embedder import ARCFACE_TEMPLATE
 
-    for _ in range(20):
+    for i in range(40):
         src = ARCFACE_TEMPLATE * rng.uniform(0.5, 4.0) + rng.uniform(-200, 200, size=2)
         src = src + rng.normal(0, 3.0, size=src.shape)
+        angle = rng.uniform(-np.pi, np.pi)
+        src = src @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        if i % 4 == 0:  # mirrored keypoints: the best proper rotation, no reflection
+            src[:, 0] = -src[:, 0]
         tform = transform.SimilarityTransform()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

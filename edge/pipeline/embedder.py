@@ -1,7 +1,7 @@
 """ArcFace-style embedder: 5-point alignment into a preallocated batch, L2-normalised output.
 
-Alignment is insightface's ``face_align.norm_crop``: a similarity transform (Umeyama,
-as scikit-image's ``SimilarityTransform.estimate``) from the five detected keypoints to
+Alignment is insightface's ``face_align.norm_crop``: the least-squares similarity
+transform (as scikit-image's ``SimilarityTransform.estimate``) from the five keypoints to
 the ArcFace 112x112 template, applied with ``cv2.warpAffine`` straight into a reused
 crop buffer. The crops are then normalised, RGB, (x - 127.5) / 127.5, into the
 ORT-bound batch tensor. Models with a dynamic batch run all faces at once; a model
@@ -30,38 +30,26 @@ ARCFACE_TEMPLATE = np.array(
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray = ARCFACE_TEMPLATE) -> np.ndarray:
     """2x3 similarity (rotation, uniform scale, translation) mapping ``src`` points onto
-    ``dst`` in the least-squares sense (Umeyama 1991, as scikit-image estimates it)."""
+    ``dst`` in the least-squares sense: the transform scikit-image's
+    ``SimilarityTransform.estimate`` (Umeyama) finds, which is what insightface's
+    ``norm_crop`` uses. In 2-D it has a closed form: with demeaned points as complex
+    numbers, scale*rotation is z = sum(conj(s) * d) / sum(|s|^2) (no SVD needed)."""
     src = np.asarray(src, dtype=np.float64).reshape(-1, 2)
     dst = np.asarray(dst, dtype=np.float64).reshape(-1, 2)
-    n = src.shape[0]
     src_mean = src.mean(axis=0)
     dst_mean = dst.mean(axis=0)
-    src_demean = src - src_mean
-    dst_demean = dst - dst_mean
-    cov = dst_demean.T @ src_demean / n
-    d = np.ones(2)
-    if np.linalg.det(cov) < 0:
-        d[1] = -1.0
-    u, s, vt = np.linalg.svd(cov)
-    rotation = np.eye(2)
-    rank = np.linalg.matrix_rank(cov)
-    if rank == 0:
+    sx, sy = (src - src_mean).T
+    dx, dy = (dst - dst_mean).T
+    norm = float(sx @ sx + sy @ sy)
+    if norm <= 0.0:
         raise ValueError("degenerate keypoints: cannot estimate an alignment")
-    if rank == 1:
-        if np.linalg.det(u) * np.linalg.det(vt) > 0:
-            rotation = u @ vt
-        else:
-            last = d[1]
-            d[1] = -1.0
-            rotation = u @ np.diag(d) @ vt
-            d[1] = last
-    else:
-        rotation = u @ np.diag(d) @ vt
-    variance = src_demean.var(axis=0).sum()
-    scale = (s @ d) / variance
+    a = float(sx @ dx + sy @ dy) / norm   # scale * cos(angle)
+    b = float(sx @ dy - sy @ dx) / norm   # scale * sin(angle)
     matrix = np.empty((2, 3), dtype=np.float64)
-    matrix[:, :2] = rotation * scale
-    matrix[:, 2] = dst_mean - scale * (rotation @ src_mean)
+    matrix[0, 0], matrix[0, 1] = a, -b
+    matrix[1, 0], matrix[1, 1] = b, a
+    matrix[0, 2] = dst_mean[0] - (a * src_mean[0] - b * src_mean[1])
+    matrix[1, 2] = dst_mean[1] - (b * src_mean[0] + a * src_mean[1])
     return matrix
 
 
