@@ -270,3 +270,13 @@ def test_gallery_notices_changes_made_by_another_connection(db, settings_path, d
     assert run_cli(settings_path, "users", "remove", "obama") == 0
     assert gallery.changed(db)
     assert len(gallery.reload_if_changed(db)) == 0
+
+
+def test_enroll_without_a_model_pack_names_the_directory(write_settings, tmp_path, data_dir, capsys):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    settings_path = write_settings({"paths": {"data_dir": str(data_dir), "models_dir": str(empty)}})
+    assert run_cli(settings_path, "enroll", "obama", str(OBAMA)) == 1
+    err = capsys.readouterr().err
+    assert str(empty) in err and "no .onnx files" in err
+    assert face_files(data_dir) == [] and not (data_dir / "facepro.db").exists()
