@@ -168,11 +168,17 @@ def test_preprocessing_reuses_the_bound_input_buffer(pack):
     tensor = pack.detector.input_tensor()
     pointer = tensor.ctypes.data
     first_plane = tensor[0, 0].copy()
+    outputs = pack.detector.bound.output_buffers
+    output_pointers = [o.ctypes.data for o in outputs]
+    first_scores = outputs[0].copy()
     timings: dict[str, float] = {}
     for frame in frames[1:] + [np.ascontiguousarray(frames[0][:, ::-1])]:
         pack.detector.detect(frame, timings=timings)
         assert pack.detector.input_tensor() is tensor
         assert tensor.ctypes.data == pointer
+        # ORT wrote the outputs into the same bound arrays
+        assert [o.ctypes.data for o in pack.detector.bound.output_buffers] == output_pointers
+    assert not np.array_equal(first_scores, outputs[0])
     # the content did change (a different frame was written in place)
     assert not np.array_equal(first_plane, tensor[0, 0])
     assert set(timings) == {"preprocess", "detect"} and all(v > 0 for v in timings.values())

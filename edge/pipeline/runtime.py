@@ -169,6 +169,11 @@ class BoundSession:
     def current_input_shape(self) -> tuple[int, ...] | None:
         return self._current.shape if self._current is not None else None
 
+    @property
+    def output_buffers(self) -> list[np.ndarray] | None:
+        """The bound output arrays of the current shape (None before its first run)."""
+        return self._current.outputs if self._current is not None else None
+
     def input_buffer(self, shape: Sequence[int], backing: np.ndarray | None = None) -> np.ndarray:
         """The bound input array for ``shape``; selects it for the next :meth:`run`.
 
