@@ -321,3 +321,19 @@ def test_pack_found_by_signature_not_by_name(tmp_path):
     found = load_model_pack(tmp_path, max_faces=1)
     assert found.detector.file == "det_10g.onnx"
     assert found.embedder.file == "aaa_w600k_r50.onnx" and found.embedder.backend == "aaa_w600k_r50"
+
+
+def test_frame_sizes_sharing_an_input_shape_keep_correct_padding(pack, images):
+    """640x370 and 640x360 frames both run at 640x384: after the taller one, the shorter
+    one's padding rows must be black again, so its faces match a fresh detector's."""
+    image = images["two_people.jpg"]
+    short = cv2.resize(image, (640, 360))
+    tall = cv2.resize(image, (640, 370))
+    expected = pack.detector.detect(short)
+    expected_boxes = expected.boxes.copy()
+    pack.detector.detect(tall)
+    tensor = pack.detector.input_tensor()
+    again = pack.detector.detect(short)
+    assert pack.detector.input_tensor() is tensor
+    assert np.allclose(tensor[0, :, 360:, :], -127.5 / 128.0)
+    assert np.allclose(again.boxes, expected_boxes)

@@ -72,8 +72,6 @@ class _ShapeState:
         self.scale_x = self.new_w / frame_w
         self.scale_y = self.new_h / frame_h
         self.resized = np.zeros((self.new_h, self.new_w, 3), dtype=np.uint8)
-        # Padding is constant (black, normalised) and the resize never touches it.
-        input_tensor[...] = (0.0 - INPUT_MEAN) / INPUT_STD
         self.input = input_tensor
         self.planes = [input_tensor[0, c, : self.new_h, : self.new_w] for c in range(3)]
         self.anchors: list[np.ndarray] = []
@@ -100,6 +98,7 @@ class FaceDetector:
         self.has_kps = len(bound.output_names) == 9
         self._shapes: dict[tuple[int, int], _ShapeState] = {}
         self._state: _ShapeState | None = None
+        self._padded_for: dict[int, tuple[int, int]] = {}  # input buffer address -> frame size
         self._boxes = np.zeros((self.max_faces, 4), dtype=np.float32)
         self._scores = np.zeros((self.max_faces,), dtype=np.float32)
         self._kps = np.zeros((self.max_faces, 5, 2), dtype=np.float32)
@@ -168,17 +167,23 @@ class FaceDetector:
         state = self._state if self._state is not None and self._state.key == key else self._shapes.get(key)
         if state is not None:
             tensor = self.bound.input_buffer(state.input.shape)
-            if tensor is state.input:
-                self._state = state
-                return state
-            # the session dropped that shape's buffers: rebuild around the new ones
+            if tensor is not state.input:  # the session dropped that shape: rebuild on the new buffer
+                state = None
         else:
             _, _, in_w, in_h = detector_input_size(frame_w, frame_h, self.max_side)
             tensor = self.bound.input_buffer((1, 3, in_h, in_w))
-        state = _ShapeState(frame_w, frame_h, self.max_side, tensor)
-        if key not in self._shapes and len(self._shapes) >= MAX_SHAPES:
-            self._shapes.pop(next(iter(self._shapes)))
-        self._shapes[key] = state
+        if state is None:
+            state = _ShapeState(frame_w, frame_h, self.max_side, tensor)
+            if key not in self._shapes and len(self._shapes) >= MAX_SHAPES:
+                self._shapes.pop(next(iter(self._shapes)))
+            self._shapes[key] = state
+            self._padded_for.pop(tensor.ctypes.data, None)  # maybe a new buffer at a reused address
+        # Padding is constant (normalised black) and the resize never writes it; it is
+        # written again only when a frame size sharing this input shape wrote there
+        # (e.g. 640x360 and 640x370 cameras both run at 640x384).
+        if self._padded_for.get(tensor.ctypes.data) != key:
+            tensor[...] = (0.0 - INPUT_MEAN) / INPUT_STD
+            self._padded_for[tensor.ctypes.data] = key
         self._state = state
         return state
 
