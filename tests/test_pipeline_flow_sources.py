@@ -32,10 +32,13 @@ def jpegs() -> list[bytes]:
     return clip_jpegs(CLIP, count=20)
 
 
-def start_pipeline(write_settings, cameras: list[dict]) -> tuple[Pipeline, ServiceContext]:
+def start_pipeline(write_settings, cameras: list[dict], on_camera: Callable[[dict], None] | None = None
+                   ) -> tuple[Pipeline, ServiceContext]:
     settings = load_settings(write_settings({"cameras": cameras}))
     migrate_database(settings)
     ctx = ServiceContext(settings=settings, device_id="test")
+    if on_camera is not None:
+        ctx.bus.subscribe("camera", on_camera)
     pipeline = Pipeline(ctx)
     assert ctx.pipeline is pipeline
     pipeline.start()
@@ -48,10 +51,10 @@ def status_of(pipeline: Pipeline, name: str) -> dict:
 
 def test_camera_disappears_and_comes_back_without_restart(write_settings, jpegs) -> None:
     camera = MjpegCamera(jpegs, fps=8).start()
-    pipeline, ctx = start_pipeline(write_settings, [
-        {"name": "porch", "source": camera.url, "stall_timeout_s": 1.0, "reconnect_max_s": 0.5}])
     changes: list[dict] = []
-    ctx.bus.subscribe("camera", changes.append)
+    pipeline, ctx = start_pipeline(write_settings, [
+        {"name": "porch", "source": camera.url, "stall_timeout_s": 1.0, "reconnect_max_s": 0.5}],
+        on_camera=changes.append)
     try:
         wait_until(lambda: status_of(pipeline, "porch")["online"], 15, "camera online")
         wait_until(lambda: status_of(pipeline, "porch")["frames_processed"] >= 3, 20, "frames processed")

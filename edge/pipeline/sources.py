@@ -272,10 +272,11 @@ class CameraSource:
         while not self._stop.is_set():
             try:
                 cap = open_capture(self.camera)
-            except SourceError as exc:
-                self._set_state(False, str(exc))
-                if self.kind == "file" and not self.opened_once:
-                    log.error("%s", exc)
+            except Exception as exc:  # SourceError, or cv2.error for a malformed source string
+                message = str(exc)
+                if message != self.error:  # once per distinct failure, not once per retry
+                    log.warning("%s (retrying with backoff up to %g s)", message, self.reconnect_max_s)
+                self._set_state(False, message)
                 if self._stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.reconnect_max_s)
