@@ -181,7 +181,7 @@ class BoundSession:
         input is then a view of its first elements, so several batch sizes can share
         one buffer. Without it the array is allocated on the shape's first use.
         """
-        key = tuple(int(v) for v in shape)
+        key = tuple(map(int, shape))
         current = self._current
         if current is not None and current.shape == key:
             return current.input
