@@ -266,7 +266,9 @@ def test_gpu_providers_fall_back_to_cpu_on_this_machine():
     info = small.info()
     assert info["detector"]["provider"] == "CPUExecutionProvider"
     assert info["embedder"]["provider"] == "CPUExecutionProvider"
-    assert small.detector.bound.session.get_session_options().intra_op_num_threads == 1
+    options = small.detector.bound.session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 # -- pack errors --------------------------------------------------------------------
