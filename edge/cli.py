@@ -16,8 +16,9 @@ from typing import Any, Callable, Sequence
 
 import edge
 from edge.config import ConfigError, Settings, load_settings
-from edge.db.migrator import MigrationError, Migrator
+from edge.db.migrator import MigrationError
 from edge.logs import LEVELS, setup_logging
+from edge.service import open_migrator
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,6 @@ def get_settings(args: argparse.Namespace) -> Settings:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
-
-
-def open_migrator(settings: Settings) -> Migrator:
-    return Migrator(
-        settings.db_path,
-        snapshot_dir=settings.data_dir / "backups" / "pre-migrate",
-        keep_snapshots=settings["database.pre_migrate_keep"],
-        busy_timeout_ms=settings["database.busy_timeout_ms"],
-    )
 
 
 # -- version / config ----------------------------------------------------------------

@@ -31,14 +31,19 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
-def migrate_database(settings: Settings) -> int:
-    """Apply pending migrations (with a pre-migrate snapshot). Returns the schema version."""
-    with Migrator(
+def open_migrator(settings: Settings) -> Migrator:
+    """The device database's migrator, snapshots going to ``<data_dir>/backups/pre-migrate``."""
+    return Migrator(
         settings.db_path,
         snapshot_dir=settings.data_dir / "backups" / "pre-migrate",
         keep_snapshots=settings["database.pre_migrate_keep"],
         busy_timeout_ms=settings["database.busy_timeout_ms"],
-    ) as migrator:
+    )
+
+
+def migrate_database(settings: Settings) -> int:
+    """Apply pending migrations (with a pre-migrate snapshot). Returns the schema version."""
+    with open_migrator(settings) as migrator:
         applied = migrator.migrate()
         version = migrator.current_version()
     if applied:
