@@ -4,22 +4,20 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
-import pytest
 
 from edge import secrets
 from edge.db.migrator import Migrator
 from edge.logs import setup_logging
 from tests.conftest import FACEPRO, REPO, subprocess_env
+from tests.support.service import start_service, wait_for_line
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: .+$")
 
@@ -31,27 +29,6 @@ def test_version_via_module_and_console_script() -> None:
     if script.exists():
         out2 = subprocess.run([str(script), "version"], capture_output=True, text=True, timeout=60)
         assert out2.stdout == out.stdout
-
-
-def start_service(settings: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*FACEPRO, "--config", str(settings), *extra, "run"], cwd=REPO,
-                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if needle in line:
-            return seen
-    raise AssertionError(f"{needle!r} not logged; got:\n{''.join(seen)}")
 
 
 def test_run_migrates_first_then_runs_until_sigterm(write_settings, data_dir: Path) -> None:

@@ -3,28 +3,11 @@ and leaves its minute of history on disk when the service stops."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from edge.db.metrics_store import MetricsStore
-from tests.conftest import FACEPRO, REPO, subprocess_env
-
-
-def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if needle in line:
-            return seen
-    raise AssertionError(f"{needle!r} not logged; got:\n{''.join(seen)}")
+from tests.support.service import start_service, wait_for_line
 
 
 def test_run_samples_alerts_and_persists_history(write_settings, data_dir: Path) -> None:
@@ -35,11 +18,10 @@ def test_run_samples_alerts_and_persists_history(write_settings, data_dir: Path)
         # memory is always above 0 %: this rule must fire on the first sample
         "alerts": {"high_memory": {"enabled": True, "threshold": 0.0, "duration_s": 0, "hysteresis": 0.0}},
     })
-    proc = subprocess.Popen([*FACEPRO, "--config", str(settings), "run"], cwd=REPO, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_service(settings)
     try:
-        lines = read_until(proc, "alert raised: high_memory")
-        lines += read_until(proc, "facepro running")
+        lines = wait_for_line(proc, "alert raised: high_memory")
+        lines += wait_for_line(proc, "facepro running")
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=60)
