@@ -1,7 +1,6 @@
 """The migration guarantees of the foundation issue, each with a test that fails if broken."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess

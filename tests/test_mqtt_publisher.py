@@ -1,7 +1,6 @@
 """The MQTT publisher in-process against a real Mosquitto, observed by a hub-like subscriber."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time

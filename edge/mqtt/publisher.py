@@ -28,7 +28,7 @@ from edge.db.outbox import EventOutbox
 from edge.mqtt.actions import run_command
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
 from edge.mqtt.discovery import build_discovery
-from edge.mqtt.payloads import event_message, event_person, iso_utc, now_iso, person_state, recognition_message
+from edge.mqtt.payloads import event_message, iso_utc, now_iso, person_state, recognition_message
 from edge.mqtt.snapshot import call_part, ha_state, minimal_telemetry
 
 log = logging.getLogger(__name__)
