@@ -18,7 +18,7 @@
 (a), (b) and (c) run in rounds with the order rotated (a b c, b c a, c a b, ...) so that on a
 shared machine each sees the same mix of load; the report gives each round and the medians.
 
-    .venv/bin/python scripts/bench_pipeline.py [--threads N] [--rounds N]
+    .venv/bin/python scripts/bench_pipeline.py [--threads N] [--rounds N] [--det-max-side N]
 """
 from __future__ import annotations
 
@@ -57,12 +57,12 @@ WARMUP_FRAMES = 10
 KIB = 1024
 
 
-def make_settings(workdir: Path, threads: int) -> Any:
+def make_settings(workdir: Path, threads: int, det_max_side: int) -> Any:
     config = workdir / "settings.json"
     config.write_text(json.dumps({
         "device": {"id": "bench", "name": "bench"},
         "paths": {"data_dir": str(workdir / "data"), "models_dir": str(MODELS)},
-        "pipeline": {"intra_op_threads": threads},
+        "pipeline": {"intra_op_threads": threads, "det_max_side": det_max_side},
         "events": {"min_free_mb": 0},
         "web": {"enabled": False}, "backup": {"schedule": None},
     }))
@@ -107,13 +107,13 @@ def pipeline_run(settings: Any, pack: Any, measure_heap: bool) -> dict[str, Any]
 
 
 def run_rounds(threads: int, rounds: int, frames: Sequence[np.ndarray], faces: Sequence[int],
-               pack: Any) -> dict[str, Any]:
+               pack: Any, det_max_side: int) -> dict[str, Any]:
     """(a), (b), (c) in ``rounds`` rounds, the order rotated each round, so that on a shared
     machine each path sees the same mix of load; medians and per-round ratios reported."""
     fps: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     last: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        settings = make_settings(Path(tmp), threads)
+        settings = make_settings(Path(tmp), threads, det_max_side)
         conn = connect(settings.db_path)
         try:
             enroll(conn, pack, settings.data_dir, "Lin-Manuel Miranda", [LIN_PHOTO])
@@ -127,7 +127,8 @@ def run_rounds(threads: int, rounds: int, frames: Sequence[np.ndarray], faces: S
                 if path == "a":
                     last["a"] = pipeline_run(settings, pack, measure_heap=False)
                 elif path == "b":
-                    last["b"] = bench_models.bench_model_only(frames, faces, MODELS, None, threads)
+                    last["b"] = bench_models.bench_model_only(frames, faces, MODELS, None, threads,
+                                                              max_side=det_max_side)
                 else:
                     last["c"] = bench_models.bench_insightface_reference(frames, MODELS, None, threads,
                                                                          measure_heap=False)
@@ -163,13 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads for all paths (0 = default)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a), (b), (c), order rotated (default 3)")
+    parser.add_argument("--det-max-side", type=int, default=640,
+                        help="pipeline.det_max_side for (a) and (b): the detector input's longer side (default 640)")
     args = parser.parse_args(argv)
 
     frames = bench_models.decode_frames(CLIP)
-    pack = load_model_pack(MODELS, threads=args.threads)
+    pack = load_model_pack(MODELS, threads=args.threads, det_max_side=args.det_max_side)
     faces = bench_models.count_faces(pack, frames)
     started = time.time()
-    result = run_rounds(args.threads, max(args.rounds, 1), frames, faces, pack)
+    result = run_rounds(args.threads, max(args.rounds, 1), frames, faces, pack, args.det_max_side)
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count()},
@@ -177,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clip_frames": len(frames),
         "faces_in_clip": int(sum(faces)),
         "threads": args.threads,
+        "det_max_side": args.det_max_side,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
     } | result
