@@ -115,7 +115,10 @@ def test_lossless_source_delivers_every_frame_in_order() -> None:
         ring.release(slot)
     source.stop()
     assert seqs == list(range(1, CLIP_FRAMES + 1))
-    assert ring.dropped == 0 and len(arrays) == 3
+    assert ring.dropped == 0
+    # Every frame came in one of the ring's own buffers (a fast consumer may need only two).
+    assert arrays <= {id(s.array) for s in ring.slots()}
+    assert ring.allocations == 6
 
 
 def test_producer_never_blocks_with_a_stuck_consumer() -> None:
