@@ -138,6 +138,7 @@ def test_installed_wheel_finds_migrations_and_defaults_from_any_directory(tmp_pa
     assert "edge/migrations/001_initial_schema.sql" in names
     assert "edge/migrations/001_initial_schema.rollback.sql" in names
     assert "edge/defaults/settings.json" in names
+    assert "edge/web/templates/dashboard.html" in names and "edge/web/static/app.js" in names
     assert not any(n.startswith("edge/defaults/demo") for n in names)
     # Every subpackage of the source tree is in the wheel.
     for init in (REPO / "edge").rglob("__init__.py"):
