@@ -175,7 +175,7 @@ class BackupManager:
         started_at = datetime.now(timezone.utc)
         keys = self.write_keys()
         staging_root = self.data_dir / STAGING_DIR
-        shutil.rmtree(staging_root, ignore_errors=True)  # left by a killed run; we hold the lock
+        arc.remove_tree_gently(staging_root)  # left by a killed run; we hold the lock
         staging = staging_root / uuid.uuid4().hex[:8]
         staging.mkdir(parents=True)
         results: list[dict[str, Any]] = []
@@ -229,7 +229,7 @@ class BackupManager:
                 t.close()
                 results.append(entry)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            arc.remove_tree_gently(staging)
             with contextlib.suppress(OSError):
                 staging_root.rmdir()
         self._status_cache = None
@@ -330,7 +330,7 @@ class BackupManager:
         try:
             if "db" in actual:
                 writer.add_file(arc.DB_MEMBER, snapshot, compress=True, progress=tick)
-                snapshot.unlink()
+                arc.remove_file_gently(snapshot)
             for path in face_files:
                 writer.add_file(arc.FACES_PREFIX + path.relative_to(faces_dir).as_posix(), path,
                                 compress=False, progress=tick)
@@ -352,7 +352,7 @@ class BackupManager:
                 crypto.encrypt_stream(src, dst, keys, sync_every=8)
                 dst.flush()
                 os.fsync(dst.fileno())
-            zip_path.unlink()
+            arc.remove_file_gently(zip_path)
         return arc.BuiltArchive(final, final.stat().st_size, arc.sha256_file(final), manifest)
 
     # -- jobs (service callers) -----------------------------------------------------------

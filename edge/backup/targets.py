@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from edge.backup.faults import pause_point
-from edge.backup.archive import COPY_CHUNK, NAME_RE, DirtyLimiter, parse_name
+from edge.backup.archive import (COPY_CHUNK, NAME_RE, REMOVE_STEP, DirtyLimiter, parse_name,
+                                 remove_file_gently)
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,14 @@ class LocalTarget(Target):
         return open(self.dir / name, "rb")
 
     def remove(self, name: str) -> None:
-        (self.dir / name).unlink(missing_ok=True)
+        path = self.dir / name
+        if not name.startswith(TEMP_PREFIX) and path.is_file() and path.stat().st_size > REMOVE_STEP:
+            # Shrunk in steps (see remove_file_gently) under a temporary name, so a cut-off
+            # removal leaves a partial file that clean_partials sweeps, never a short archive.
+            temp = self.dir / f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
+            os.rename(path, temp)
+            path = temp
+        remove_file_gently(path)
 
     def local_path(self, name: str) -> Path:
         return self.dir / name
