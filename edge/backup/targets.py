@@ -80,8 +80,9 @@ class Target:
         """Release connections (SMB); safe to call more than once."""
 
     # -- shared behaviour -----------------------------------------------------------------
-    def store(self, source: Path, name: str, sha256: str, progress: Callable[[int], None] | None = None) -> None:
-        """Copy ``source`` to ``name`` on the target atomically, then read it back and verify."""
+    def _prepare_store(self, source: Path, name: str) -> str:
+        """Checks before writing ``name``: a valid archive name, the target usable, enough
+        free space, no archive of that name. Returns the temporary name to write first."""
         if not NAME_RE.match(name):
             raise TargetError(f"{self.describe()}: refusing to write {name!r} (not an archive name)")
         self.check()
@@ -92,7 +93,11 @@ class Target:
                               f"the archive needs {size})")
         if self._exists(name):
             raise TargetError(f"{self.describe()}: {name} already exists")
-        temp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
+        return f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
+
+    def store(self, source: Path, name: str, sha256: str, progress: Callable[[int], None] | None = None) -> None:
+        """Copy ``source`` to ``name`` on the target atomically, then read it back and verify."""
+        temp = self._prepare_store(source, name)
         try:
             with open(source, "rb") as src, self._open_write(temp) as dst:
                 limiter = DirtyLimiter(dst) if hasattr(dst, "fileno") else None
@@ -417,17 +422,7 @@ class SmbTarget(Target):
     def store(self, source: Path, name: str, sha256: str, progress: Callable[[int], None] | None = None) -> None:
         import smbclient
 
-        if not NAME_RE.match(name):
-            raise TargetError(f"{self.describe()}: refusing to write {name!r} (not an archive name)")
-        self.check()
-        size = source.stat().st_size
-        free = self.free_bytes()
-        if free < size + HEADROOM_BYTES:
-            raise TargetError(f"{self.describe()}: not enough free space ({free} bytes free, "
-                              f"the archive needs {size})")
-        if self._exists(name):
-            raise TargetError(f"{self.describe()}: {name} already exists")
-        temp = f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}_{name}"
+        temp = self._prepare_store(source, name)
 
         def upload() -> None:
             with open(source, "rb") as src, smbclient.open_file(self._p(temp), mode="xb", **self._kw()) as dst:
