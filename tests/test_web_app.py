@@ -608,3 +608,16 @@ def test_web_server_component_listens_survives_a_busy_port_and_stops(bare: Simpl
     finally:
         second.stop()
     assert bare.ctx.web is None
+
+
+def test_successful_logins_do_not_count_toward_the_limit(web: SimpleNamespace) -> None:
+    """A technician logging in and out repeatedly is never locked out; failures still are."""
+    for _ in range(7):
+        token = csrf_from(web.client.get("/login").get_data(as_text=True))
+        assert web.client.post("/login", data={"password": PASSWORD, "csrf_token": token}).status_code == 302
+        token = csrf_from(web.client.get("/backups").get_data(as_text=True))
+        web.client.post("/logout", data={"csrf_token": token})
+    token = csrf_from(web.client.get("/login").get_data(as_text=True))
+    for _ in range(5):
+        assert web.client.post("/login", data={"password": "nope", "csrf_token": token}).status_code == 401
+    assert web.client.post("/login", data={"password": "nope", "csrf_token": token}).status_code == 429

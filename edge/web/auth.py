@@ -190,6 +190,11 @@ class LoginRateLimiter:
                     del self._attempts[key]
             return True
 
+    def forget(self, client: str) -> None:
+        """A successful login clears the client's attempts: only failures should lock it out."""
+        with self._lock:
+            self._attempts.pop(client, None)
+
     def retry_after(self, client: str, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
         with self._lock:

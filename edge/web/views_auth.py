@@ -44,6 +44,7 @@ def login() -> Any:
         return response
     if auth.verify_password(data_dir, request.form.get("password", "")):
         log_in()
+        limiter.forget(client)
         log.info("technician logged in from %s", client)
         return redirect(_safe_next(request.form.get("next")))
     log.warning("failed technician login from %s", client)
