@@ -99,6 +99,13 @@ def components_healthy(components: list[Component]) -> tuple[bool, list[str]]:
     return not problems, problems
 
 
+def stop_order(started: list[Component]) -> list[Component]:
+    """Producers first (the pipeline: its last events reach the log, the database and the
+    MQTT outbox's final flush), then the other parts in reverse start order."""
+    producers = [c for c in started if getattr(c, "produces_events", False)]
+    return producers + [c for c in reversed(started) if c not in producers]
+
+
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -152,7 +159,7 @@ class Service:
                 log.info("stop requested")
                 sdnotify.notify("STOPPING=1")
             finally:
-                for component in reversed(started):
+                for component in stop_order(started):
                     try:
                         component.stop()
                     except Exception:

@@ -166,3 +166,13 @@ def test_installed_wheel_finds_migrations_and_defaults_from_any_directory(tmp_pa
     version = subprocess.run([sys.executable, str(script), "version"], cwd=elsewhere, env=env,
                              capture_output=True, text=True, timeout=60)
     assert version.stdout.strip() == "facepro 0.1.0"
+
+
+def test_the_event_producer_stops_before_the_parts_that_consume_its_events() -> None:
+    from types import SimpleNamespace
+
+    from edge.service import stop_order
+
+    pipeline = SimpleNamespace(name="pipeline", produces_events=True)
+    telemetry, mqtt, web = (SimpleNamespace(name=n) for n in ("telemetry", "mqtt", "web"))
+    assert [c.name for c in stop_order([pipeline, telemetry, mqtt, web])] == ["pipeline", "web", "mqtt", "telemetry"]

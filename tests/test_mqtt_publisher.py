@@ -389,3 +389,19 @@ def test_probe_broker_reports_a_dead_broker(write_settings):
     result = probe_broker(mqtt_settings(write_settings, free_port()), DEVICE, timeout_s=2)
     assert result["ok"] is False and "127.0.0.1" in result["detail"]
     assert time.monotonic() - started < 10
+
+
+def test_clean_stop_sends_events_recorded_just_before_it(write_settings, mosquitto, hub, publisher_factory):
+    """The service stops the pipeline first; events it recorded last go out before 'offline'."""
+    ctx = make_ctx(mqtt_settings(write_settings, mosquitto.port))
+    publisher = MqttPublisher(ctx)
+    publisher.start()
+    hub.wait_topic(f"{ROOT}/availability", payload="online")
+    hub.wait_topic(f"{ROOT}/state")
+    # Rows written without a bus wake-up, right before the stop: only the final flush sends them.
+    ids = [insert_event(ctx.db_path, person=f"p{i}") for i in range(3)]
+    publisher.stop()
+    hub.wait_topic(f"{ROOT}/availability", payload="offline")  # the broker keeps one client's order
+    received = {m.json()["id"] for m in hub.on(f"{ROOT}/events")}
+    assert set(ids) <= received
+    assert all(row["published_at"] for row in db_rows(ctx.db_path) if row["id"] in ids)

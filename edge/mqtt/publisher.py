@@ -229,9 +229,13 @@ class MqttPublisher:
         self._finish()
 
     def _finish(self) -> None:
-        """Clean stop: announce offline, collect the last acknowledgements, close the database."""
+        """Clean stop: send what is still due (the pipeline stops first, so this includes its
+        last events), announce offline, collect the last acknowledgements, close the database."""
         try:
             if self._connected.is_set():
+                self._run_tasks()
+                self._process_acks()
+                self._fill_window()
                 info = self.client.publish(self.topics.availability, "offline", qos=1, retain=True)
                 try:
                     info.wait_for_publish(STOP_FLUSH_S)

@@ -45,6 +45,7 @@ def load_gallery(conn: Any, pack: Any, max_queries: int = 16) -> Any:
 
 class Pipeline:
     name = "pipeline"
+    produces_events = True  # the service stops it before the parts that consume its events
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
