@@ -476,7 +476,7 @@ def _resolve_paths(node: Any, spec: Any, base: Path) -> None:
                 continue
             if isinstance(sub, Field):
                 if sub.path and isinstance(node[key], str) and _looks_like_path(node[key]):
-                    node[key] = str((base / Path(node[key]).expanduser()).absolute())
+                    node[key] = os.path.normpath((base / Path(node[key]).expanduser()).absolute())
             else:
                 _resolve_paths(node[key], sub, base)
     elif isinstance(spec, ListOf) and isinstance(node, list):
