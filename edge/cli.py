@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import logging
+import sqlite3
 import sys
 from typing import Any, Callable, Sequence
 
@@ -197,5 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"facepro: error: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:  # an unwritable data dir, a full disk, a missing device...
+        log.debug("command failed", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"facepro: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # e.g. a file that is not a database
+        log.debug("command failed", exc_info=True)
+        settings = getattr(args, "_settings", None)
+        where = f"database {settings.db_path}: " if settings is not None else "database: "
+        print(f"facepro: error: {where}{exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -176,3 +176,25 @@ def test_the_event_producer_stops_before_the_parts_that_consume_its_events() -> 
     pipeline = SimpleNamespace(name="pipeline", produces_events=True)
     telemetry, mqtt, web = (SimpleNamespace(name=n) for n in ("telemetry", "mqtt", "web"))
     assert [c.name for c in stop_order([pipeline, telemetry, mqtt, web])] == ["pipeline", "web", "mqtt", "telemetry"]
+
+
+def test_unusable_data_dir_or_database_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = subprocess_env(FACEPRO_DATA_DIR=str(blocker / "data"))
+    proc = subprocess.run([*FACEPRO, "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"facepro: error: {blocker / 'data'}")
+    assert "Traceback" not in proc.stderr
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "facepro.db").write_bytes(b"this is not a database, and must stay as it is")
+    env = subprocess_env(FACEPRO_DATA_DIR=str(data))
+    for args in (["run"], ["migrate", "status"]):
+        proc = subprocess.run([*FACEPRO, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"facepro: error: database {data / 'facepro.db'}: file is not a database")
+        assert "Traceback" not in proc.stderr
+    assert (data / "facepro.db").read_bytes() == b"this is not a database, and must stay as it is"
