@@ -178,3 +178,33 @@ def test_unwritable_database_keeps_history_in_memory(write_settings, tmp_path: P
     run_samples(telemetry, ctx, Clock(T0), T0, 70)
     assert "fps.door" in telemetry.history(600)
     telemetry.stop()
+
+
+def test_alerts_left_raised_by_a_previous_run_are_closed_at_start(settings) -> None:
+    store = MetricsStore(settings.db_path)
+    at = "2027-01-14T10:00:00.000Z"
+    store.record_alert("high_memory", "", "raised", 95.0, "memory high", at)
+    store.record_alert("camera_offline", "door", "raised", 1.0, "door offline", at)
+    store.record_alert("camera_offline", "door", "cleared", 0.0, "door back", at)
+    store.record_alert("low_disk", "data", "cleared", 2000.0, "ok", at)
+    store.close()
+    ctx = ServiceContext(settings=settings, device_id="test-device")
+    telemetry = Telemetry(ctx, clock=Clock(T0))
+    telemetry.open_store()
+    telemetry.stop()
+    store = MetricsStore(settings.db_path)
+    history = store.alert_history()
+    store.close()
+    latest: dict[tuple[str, str], str] = {}
+    for row in reversed(history):  # oldest first
+        latest[(row["name"], row["subject"])] = row["state"]
+    assert set(latest.values()) == {"cleared"}
+    added = [r for r in history if "restarted" in (r["message"] or "")]
+    assert [(r["name"], r["subject"]) for r in added] == [("high_memory", "")]
+    # A second start adds nothing: there is no open alert left.
+    telemetry = Telemetry(ServiceContext(settings=settings, device_id="test-device"), clock=Clock(T0 + 60))
+    telemetry.open_store()
+    telemetry.stop()
+    store = MetricsStore(settings.db_path)
+    assert len(store.alert_history()) == len(history)
+    store.close()

@@ -77,6 +77,17 @@ class MetricsStore:
                 "VALUES (?, ?, ?, ?, ?, ?)", (alert, subject, state, value, message, at))
             return int(cur.lastrowid)
 
+    def close_open_alerts(self, at: str, message: str) -> int:
+        """Record ``cleared`` for every (alert, subject) whose latest transition is ``raised``:
+        after a restart the rules start from scratch, and one still true is raised anew."""
+        with self._lock, transaction(self._conn):
+            cur = self._conn.execute(
+                "INSERT INTO alert_history (alert, subject, state, value, message, created_at) "
+                "SELECT h.alert, h.subject, 'cleared', NULL, ?, ? FROM alert_history h "
+                "WHERE h.state = 'raised' AND h.id = (SELECT MAX(id) FROM alert_history l "
+                "WHERE l.alert = h.alert AND l.subject = h.subject)", (message, at))
+            return cur.rowcount
+
     def alert_history(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest transitions first."""
         with self._lock:

@@ -77,6 +77,9 @@ class Telemetry:
             now = self.clock()
             if self.persist:
                 self._purge(now)
+            closed = self.store.close_open_alerts(iso_utc(now), "service restarted; the rule is evaluated afresh")
+            if closed:
+                log.info("closed %d alert(s) left raised by the previous run", closed)
             self.history_store.preload(self.store.load_minutes(since=now - self.history_store.coarse_span_s))
         except Exception as exc:
             log.warning("telemetry history unavailable (%s): keeping it in memory only", exc)
