@@ -451,6 +451,8 @@ def _check_semantics(data: dict[str, Any], label: str) -> None:
         subdir = target.get("subdir")
         if subdir and (subdir.startswith("/") or ".." in subdir.split("/")):
             raise ConfigError(f"{label}: key backup.targets[{i}].subdir: must be a relative path without '..'")
+        if subdir and ("{" in subdir.replace("{device_id}", "") or "}" in subdir.replace("{device_id}", "")):
+            raise ConfigError(f"{label}: key backup.targets[{i}].subdir: the only placeholder is {{device_id}}")
 
 
 def _apply_item_defaults(node: Any, spec: Any) -> None:

@@ -322,11 +322,15 @@ def _camera_fix(camera: dict[str, Any]) -> str:
     return f"cameras[].source {text}: the file must exist, be readable by facepro and hold a decodable video"
 
 
-def _device_id_for_probe(settings: Settings) -> str:
+def _known_device_id(settings: Settings) -> str | None:
+    """The id this device has or will take at its first start, if that is knowable now."""
     from edge.device_id import derive_from_machine_id, peek_device_id
 
-    return (peek_device_id(settings["device.id"], settings.data_dir) or derive_from_machine_id()
-            or "facepro-unprovisioned")
+    return peek_device_id(settings["device.id"], settings.data_dir) or derive_from_machine_id()
+
+
+def _device_id_for_probe(settings: Settings) -> str:
+    return _known_device_id(settings) or "facepro-unprovisioned"
 
 
 def check_mqtt(settings: Settings, timeout_s: float) -> Check:
@@ -346,12 +350,12 @@ def check_mqtt(settings: Settings, timeout_s: float) -> Check:
     return Check("mqtt", FAIL, detail, fix)
 
 
-def check_backup_target(target: dict[str, Any], min_free_bytes: int) -> Check:
+def check_backup_target(target: dict[str, Any], min_free_bytes: int, device_id: str | None = None) -> Check:
     name = f"backup {target['name']}"
     if not target.get("enabled", True):
         return Check(name, INFO, "disabled in settings")
     check_target = _probe("edge.backup.targets", "check_target")
-    result = check_target(target, min_free_bytes=min_free_bytes)
+    result = check_target(target, min_free_bytes=min_free_bytes, device_id=device_id)
     if result.get("ok"):
         return Check(name, PASS, str(result.get("detail")))
     detail = str(result.get("detail"))
@@ -441,8 +445,9 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
         checks.append(Check("backups", WARN, "no backup target configured",
                             "add a USB drive or network share under backup.targets[]"))
     min_free = backup_room_needed(settings)
+    device_id = _known_device_id(settings)
     for target in targets:
-        checks.append(_guarded(f"backup {target['name']}", check_backup_target, target, min_free))
+        checks.append(_guarded(f"backup {target['name']}", check_backup_target, target, min_free, device_id))
     checks.append(_guarded("gpu telemetry", check_gpu))
     return checks
 

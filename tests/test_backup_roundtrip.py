@@ -12,7 +12,7 @@ import pytest
 
 from edge.backup.manager import BackupError, BackupManager
 from edge.bus import EventBus
-from edge.config import load_settings
+from edge.config import ConfigError, load_settings
 from tests.conftest import FACEPRO, subprocess_env
 from tests.support.backup_env import (MQTT_SECRET, EventWriter, integrity, make_env, table_rows,
                                       tree_digest)
@@ -268,3 +268,30 @@ def test_import_verifies_then_stores_and_delete(tmp_path: Path) -> None:
     renamed = tmp_path / "upload" / "my backup.zip"
     upload.rename(renamed)
     assert manager.import_archive(renamed)["name"] == name  # named after its manifest
+
+
+def test_one_settings_file_gives_each_device_its_own_folder(tmp_path: Path) -> None:
+    """Fleet: one image's settings, one shared target, `{device_id}` in subdir."""
+    from edge.backup.targets import check_target
+
+    shared = tmp_path / "share"
+    target = {"name": "nas", "type": "local", "path": str(shared), "subdir": "fleet/{device_id}"}
+    for device in ("door-1", "door-2"):
+        _, manager = make_env(tmp_path / device, targets=[dict(target)], device_id=device, people=1)
+        manager.create()
+        listed = manager.list()
+        assert [b["name"].startswith(f"facepro_backup_{device}_") for b in listed] == [True]
+    assert sorted(p.name for p in (shared / "fleet").iterdir()) == ["door-1", "door-2"]
+    for device in ("door-1", "door-2"):
+        assert len(list((shared / "fleet" / device).glob("facepro_backup_*.zip"))) == 1
+    assert check_target(target, min_free_bytes=1, device_id="door-1")["ok"]
+    unknown = check_target(target, min_free_bytes=1, device_id=None)
+    assert not unknown["ok"] and "needs the device id" in unknown["detail"]
+
+
+def test_subdir_with_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"backup": {"targets": [
+        {"name": "nas", "type": "local", "path": str(tmp_path), "subdir": "{hostname}"}]}}))
+    with pytest.raises(ConfigError, match=r"backup.targets\[0\].subdir: the only placeholder is \{device_id\}"):
+        load_settings(path, env={})

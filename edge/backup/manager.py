@@ -24,7 +24,7 @@ from edge.backup import archive as arc
 from edge.backup import crypto
 from edge.backup.faults import pause_point
 from edge.backup.schedule import parse_schedule
-from edge.backup.targets import LocalTarget, Target, TargetError, make_target
+from edge.backup.targets import LocalTarget, Target, TargetError, for_device, make_target
 from edge.config import Settings
 from edge.db.backup_runs import BackupRunStore
 from edge.db.connection import connect, online_backup
@@ -71,7 +71,7 @@ class BackupManager:
     # -- settings ------------------------------------------------------------------------
     @property
     def target_specs(self) -> list[dict[str, Any]]:
-        return list(self.settings.get("backup.targets") or [])
+        return [for_device(spec, self.device_id) for spec in self.settings.get("backup.targets") or []]
 
     def _spec(self, name: str) -> dict[str, Any]:
         for spec in self.target_specs:

@@ -513,6 +513,21 @@ def _smb_reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+DEVICE_PLACEHOLDER = "{device_id}"
+
+
+def for_device(spec: dict[str, Any], device_id: str | None) -> dict[str, Any]:
+    """The target as this device uses it: ``{device_id}`` in ``subdir`` becomes the device id,
+    so one settings file (one image) gives every device its own folder on a shared target."""
+    subdir = spec.get("subdir")
+    if not subdir or DEVICE_PLACEHOLDER not in subdir:
+        return spec
+    if not device_id:
+        raise TargetError(f"backup target {spec.get('name')!r}: subdir {subdir!r} needs the device id, "
+                          "which is not known yet (it is created on the first start of facepro run)")
+    return {**spec, "subdir": subdir.replace(DEVICE_PLACEHOLDER, device_id)}
+
+
 def make_target(spec: dict[str, Any]) -> Target:
     kind = spec.get("type")
     if kind == "local":
@@ -524,10 +539,11 @@ def make_target(spec: dict[str, Any]) -> Target:
     raise TargetError(f"backup target {spec.get('name')!r}: unknown type {kind!r}")
 
 
-def check_target(target: dict[str, Any], min_free_bytes: int = 100 << 20) -> dict[str, Any]:
+def check_target(target: dict[str, Any], min_free_bytes: int = 100 << 20,
+                 device_id: str | None = None) -> dict[str, Any]:
     """For ``facepro doctor``: {ok, free_bytes, detail}. Never raises for a failed check."""
     try:
-        spec = dict(target)
+        spec = dict(for_device(target, device_id))
         if spec.get("type") == "smb":
             spec["timeout_s"] = min(float(spec.get("timeout_s") or 30), 10.0)
         t = make_target(spec)
