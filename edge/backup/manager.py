@@ -435,7 +435,10 @@ class BackupManager:
                 t.close()
         return items
 
-    def delete(self, target: str, name: str) -> None:
+    @contextlib.contextmanager
+    def _target_holding(self, target: str, name: str) -> Iterator[Target]:
+        """The named target, checked and holding archive ``name``; target errors (also those
+        raised inside the ``with`` body) become BackupError, and the target is closed."""
         if arc.parse_name(name) is None:
             raise BackupError(f"{name!r} is not a backup archive name")
         t = make_target(self._spec(target))
@@ -443,11 +446,15 @@ class BackupManager:
             t.check()
             if name not in t.names():
                 raise BackupError(f"{t.describe()}: no archive named {name}")
-            t.remove(name)
+            yield t
         except TargetError as exc:
             raise BackupError(str(exc)) from exc
         finally:
             t.close()
+
+    def delete(self, target: str, name: str) -> None:
+        with self._target_holding(target, name) as t:
+            t.remove(name)
         self.store.record("delete", "ok", target=target, archive=name)
 
     def prune(self, target: str | None = None, keep: int | None = None) -> dict[str, list[str]]:
@@ -518,23 +525,13 @@ class BackupManager:
                     return self.resolve_archive(archive, staging, spec["name"])
             raise BackupError(f"{archive}: archive not found on any backup target")
         name = str(archive)
-        if arc.parse_name(name) is None:
-            raise BackupError(f"{name!r} is not a backup archive name")
-        t = make_target(self._spec(target))
-        try:
-            t.check()
-            if name not in t.names():
-                raise BackupError(f"{t.describe()}: no archive named {name}")
+        with self._target_holding(target, name) as t:
             if isinstance(t, LocalTarget):
                 return t.local_path(name), f"{t.name}:{name}"
             staging.mkdir(parents=True, exist_ok=True)
             dest = staging / name
             t.download(name, dest)  # type: ignore[attr-defined]
             return dest, f"{t.name}:{name}"
-        except TargetError as exc:
-            raise BackupError(str(exc)) from exc
-        finally:
-            t.close()
 
     def verify(self, archive: str | Path, target: str | None = None, key_file: str | Path | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
