@@ -283,6 +283,11 @@ def heap_per_frame(process: Callable[[np.ndarray], Any], frames: Sequence[np.nda
         growth = tracemalloc.get_traced_memory()[0] - baseline
     finally:
         tracemalloc.stop()
+    return heap_summary(peaks, growth)
+
+
+def heap_summary(peaks: Sequence[int], growth: int) -> dict[str, Any]:
+    """Per-frame peak traced bytes (median, p95, max) and the net growth over the run."""
     return {
         "frames": len(peaks),
         "peak_bytes_per_frame_median": int(statistics.median(peaks)) if peaks else 0,

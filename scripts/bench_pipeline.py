@@ -96,14 +96,8 @@ def pipeline_run(settings: Any, pack: Any, measure_heap: bool) -> dict[str, Any]
             tracemalloc.stop()
     if not measure_heap:
         return summary
-    return {
-        "frames": len(peaks),
-        "peak_bytes_per_frame_median": int(statistics.median(peaks)) if peaks else 0,
-        "peak_bytes_per_frame_p95": int(np.percentile(peaks, 95)) if peaks else 0,
-        "peak_bytes_per_frame_max": max(peaks) if peaks else 0,
-        "net_growth_bytes": int(growth),
-        "note": "all threads (capture + worker); the max includes event snapshots (JPEG encode)",
-    }
+    return bench_models.heap_summary(peaks, growth) | {
+        "note": "all threads (capture + worker); the max includes event snapshots (JPEG encode)"}
 
 
 def run_rounds(threads: int, rounds: int, frames: Sequence[np.ndarray], faces: Sequence[int],
