@@ -78,6 +78,7 @@ CAMERA = Item(
         "stall_timeout_s": _f(NUM, minimum=0.1),
         "backend": _f(STR, choices=("auto", "ffmpeg", "gstreamer", "v4l2")),
         "reconnect_max_s": _f(NUM, minimum=0.1),
+        "det_max_side": _f(INT, nullable=True, minimum=32),
     },
     required=("name", "source"),
     defaults={
@@ -90,6 +91,7 @@ CAMERA = Item(
         "stall_timeout_s": 10.0,
         "backend": "auto",
         "reconnect_max_s": 30.0,
+        "det_max_side": None,
     },
 )
 

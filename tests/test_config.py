@@ -80,6 +80,8 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
     ({"cameras": {"name": "x"}}, "key cameras: expected a list, got an object"),
     ({"cameras": [{"name": "x"}]}, "missing key cameras[0].source"),
     ({"cameras": [{"name": "x", "source": 0, "zoom": 2}]}, "unknown key cameras[0].zoom"),
+    ({"cameras": [{"name": "x", "source": 0, "det_max_side": 16}]},
+     "key cameras[0].det_max_side: 16 is below the minimum 32"),
     ({"cameras": [{"name": "x", "source": 0}, {"name": "x", "source": 1}]},
      "key cameras[1].name: duplicate name 'x'"),
     ({"backup": {"targets": [{"name": "nas", "type": "smb"}]}},

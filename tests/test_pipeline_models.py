@@ -10,6 +10,7 @@ import pytest
 
 from edge.pipeline.detector import detector_input_size
 from edge.pipeline.embedder import FaceEmbedder, similarity_transform
+from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE
 from edge.pipeline.pack import ModelPackError, load_model_pack
 from edge.pipeline.runtime import BoundSession, choose_providers, create_session
 from tests.conftest import CLIP, MEDIA_DIR, MODELS_DIR
@@ -22,7 +23,8 @@ EXPECTED_FACES = {"obama_and_biden.jpg": 3, "two_people.jpg": 2}
 
 @pytest.fixture(scope="module")
 def pack():
-    return load_model_pack(MODELS_DIR, threads=0)
+    # insightface's reference runs at 640: compare like with like (the shipped default is 512).
+    return load_model_pack(MODELS_DIR, threads=0, det_max_side=640)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,26 @@ def test_detector_pads_only_to_a_multiple_of_32(pack):
     assert detector_input_size(1280, 720, 640) == (640, 360, 640, 384)
     assert detector_input_size(970, 2204, 640) == (281, 640, 288, 640)
     assert detector_input_size(424, 394, 640) == (424, 394, 448, 416)  # never scaled up
+
+
+def test_default_input_is_512_and_a_camera_may_ask_for_its_own(images):
+    """The shipped default runs a 640x360 frame at 512x288; ``max_side`` per call (a camera's
+    det_max_side) runs it at 640x384, and each shape keeps its own reused input buffer."""
+    default = load_model_pack(MODELS_DIR, threads=0)
+    assert default.detector.max_side == DEFAULT_DET_MAX_SIDE == 512
+    capture = cv2.VideoCapture(str(CLIP))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    default.detector.detect(frame)
+    small = default.detector.input_tensor()
+    assert small.shape == (1, 3, 288, 512)
+    default.detector.detect(frame, max_side=640)
+    assert default.detector.input_tensor().shape == (1, 3, 384, 640)
+    default.detector.detect(frame)
+    assert default.detector.input_tensor() is small
+    for name, count in EXPECTED_FACES.items():
+        assert len(default.detector.detect(images[name])) == count, name
 
 
 def test_preprocessing_reuses_the_bound_input_buffer(pack):

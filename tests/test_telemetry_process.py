@@ -197,3 +197,33 @@ def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: t
     models = snaps[-1]["models"]
     assert models["available"] is True
     assert models["detector"]["provider"] == models["embedder"]["provider"] == "CPUExecutionProvider"
+
+
+def test_each_camera_runs_at_its_own_det_max_side(write_settings, short_clip: tuple[Path, int]) -> None:
+    """cameras[].det_max_side reaches the detector through the service's Pipeline part:
+    'lobby' asks for 640 (640x384), 'door' keeps pipeline.det_max_side 320 (320x192); the
+    camera status says which."""
+    from edge.config import load_settings
+    from edge.context import ServiceContext
+    from edge.pipeline.service import Pipeline
+    from edge.service import migrate_database
+
+    clip, frames = short_clip
+    settings = load_settings(write_settings({
+        "cameras": [{"name": "door", "source": str(clip), "rate": "max"},
+                    {"name": "lobby", "source": str(clip), "rate": "max", "det_max_side": 640}],
+        "pipeline": {"det_max_side": 320},
+    }), env={})
+    migrate_database(settings)
+    pipeline = Pipeline(ServiceContext(settings=settings, device_id="test-device"))
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(c["frames_processed"] for c in pipeline.cameras_status()):
+            time.sleep(0.2)
+        status = {c["name"]: c for c in pipeline.cameras_status()}
+    finally:
+        pipeline.stop()
+    assert status["door"]["frames_processed"] and status["lobby"]["frames_processed"]
+    assert status["door"]["detector_input"] == "320x192"
+    assert status["lobby"]["detector_input"] == "640x384"

@@ -3,7 +3,8 @@
 Same maths as insightface's ``model_zoo.SCRFD`` (the reference the tests compare
 against) with the allocations taken out of the hot path:
 
-* the frame is resized, aspect kept, so its longer side is at most ``max_side``, into a
+* the frame is resized, aspect kept, so its longer side is at most ``max_side`` (the
+  detector's, or a camera's own), into a
   preallocated uint8 buffer, then written as normalised RGB planes straight into the
   ORT-bound input tensor, whose size is only rounded up to a multiple of 32
   (a 640x360 frame runs at 640x384, not 640x640); the padding is written once per shape;
@@ -28,8 +29,12 @@ INPUT_STD = 128.0
 ALIGN = 32
 # Candidates above the score threshold kept before NMS (a crowd is a few hundred).
 MAX_CANDIDATES = 2000
-# Frame sizes whose buffers and anchors are kept (cameras plus the odd photo).
+# Frame sizes (and max sides) whose buffers and anchors are kept (cameras plus the odd photo).
 MAX_SHAPES = 8
+# 512 rather than insightface's 640: on a 2-core CPU a 640x360 camera runs at 512x288 in
+# about 60 % of the time of 640x384; the faces given up are the borderline ones (about
+# 45 px wide in a 640-wide frame, scores just above the threshold). README "Detector input".
+DEFAULT_DET_MAX_SIDE = 512
 
 
 @dataclass
@@ -67,8 +72,9 @@ class _ShapeState:
     """Everything that depends on the frame size: resize buffer, anchors, layout."""
 
     def __init__(self, frame_w: int, frame_h: int, max_side: int, input_tensor: np.ndarray) -> None:
-        self.key = (frame_w, frame_h)
+        self.key = (frame_w, frame_h, max_side)
         self.new_w, self.new_h, self.in_w, self.in_h = detector_input_size(frame_w, frame_h, max_side)
+        self.label = f"{self.in_w}x{self.in_h}"
         self.scale_x = self.new_w / frame_w
         self.scale_y = self.new_h / frame_h
         self.resized = np.zeros((self.new_h, self.new_w, 3), dtype=np.uint8)
@@ -87,7 +93,7 @@ class _ShapeState:
 class FaceDetector:
     """SCRFD with 5 keypoints (6- or 9-output exports, strides 8/16/32, 2 anchors)."""
 
-    def __init__(self, bound: BoundSession, max_side: int = 640, threshold: float = 0.5,
+    def __init__(self, bound: BoundSession, max_side: int = DEFAULT_DET_MAX_SIDE, threshold: float = 0.5,
                  max_faces: int = 16, nms_threshold: float = NMS_THRESHOLD) -> None:
         self.bound = bound
         self.max_side = int(max_side)
@@ -118,16 +124,22 @@ class FaceDetector:
         current = self.bound.current_input_shape
         return list(current) if current is not None else list(self.bound.input_shape_spec)
 
+    @property
+    def input_label(self) -> str | None:
+        """The input size of the last frame as "WxH" (e.g. "512x288"); None before one."""
+        return self._state.label if self._state is not None else None
+
     def input_tensor(self) -> np.ndarray | None:
         """The bound input array of the current frame size (for tests and benchmarks)."""
         return self._state.input if self._state is not None else None
 
-    def prepare(self, frame_bgr: np.ndarray) -> None:
-        """Resize and normalise ``frame_bgr`` into the bound input tensor."""
+    def prepare(self, frame_bgr: np.ndarray, max_side: int | None = None) -> None:
+        """Resize and normalise ``frame_bgr`` into the bound input tensor (longer side at
+        most ``max_side``, default the detector's)."""
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.shape} {frame_bgr.dtype}")
         frame_h, frame_w = frame_bgr.shape[:2]
-        state = self._state_for(frame_w, frame_h)
+        state = self._state_for(frame_w, frame_h, self.max_side if max_side is None else int(max_side))
         if state.new_w == frame_w and state.new_h == frame_h:
             src = frame_bgr
         else:
@@ -149,11 +161,12 @@ class FaceDetector:
         return self._decode(outputs, state, self.threshold if threshold is None else float(threshold))
 
     def detect(self, frame_bgr: np.ndarray, threshold: float | None = None,
-               timings: dict[str, float] | None = None) -> Detections:
+               timings: dict[str, float] | None = None, max_side: int | None = None) -> Detections:
         """Faces in ``frame_bgr``; ``timings`` (if given) gets "preprocess" and "detect"
-        seconds (detect = model + decode + NMS)."""
+        seconds (detect = model + decode + NMS). ``max_side`` overrides the detector's
+        (a camera's own setting)."""
         t0 = time.perf_counter()
-        self.prepare(frame_bgr)
+        self.prepare(frame_bgr, max_side)
         t1 = time.perf_counter()
         detections = self.run(threshold)
         if timings is not None:
@@ -162,18 +175,18 @@ class FaceDetector:
         return detections
 
     # -- internals ------------------------------------------------------------------
-    def _state_for(self, frame_w: int, frame_h: int) -> _ShapeState:
-        key = (frame_w, frame_h)
+    def _state_for(self, frame_w: int, frame_h: int, max_side: int) -> _ShapeState:
+        key = (frame_w, frame_h, max_side)
         state = self._state if self._state is not None and self._state.key == key else self._shapes.get(key)
         if state is not None:
             tensor = self.bound.input_buffer(state.input.shape)
             if tensor is not state.input:  # the session dropped that shape: rebuild on the new buffer
                 state = None
         else:
-            _, _, in_w, in_h = detector_input_size(frame_w, frame_h, self.max_side)
+            _, _, in_w, in_h = detector_input_size(frame_w, frame_h, max_side)
             tensor = self.bound.input_buffer((1, 3, in_h, in_w))
         if state is None:
-            state = _ShapeState(frame_w, frame_h, self.max_side, tensor)
+            state = _ShapeState(frame_w, frame_h, max_side, tensor)
             if key not in self._shapes and len(self._shapes) >= MAX_SHAPES:
                 self._shapes.pop(next(iter(self._shapes)))
             self._shapes[key] = state

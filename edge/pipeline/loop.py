@@ -28,11 +28,14 @@ _NO_SCORES = np.zeros(0, dtype=np.float32)
 class Feed:
     """One camera as the worker sees it."""
 
-    __slots__ = ("name", "ring", "frames_processed", "faces", "processed_rate", "captured_rate", "last_seq")
+    __slots__ = ("name", "ring", "det_max_side", "detector_input", "frames_processed", "faces", "processed_rate",
+                 "captured_rate", "last_seq")
 
-    def __init__(self, name: str, ring: FrameRing) -> None:
+    def __init__(self, name: str, ring: FrameRing, det_max_side: int | None = None) -> None:
         self.name = name
         self.ring = ring
+        self.det_max_side = det_max_side  # None: the detector's (pipeline.det_max_side)
+        self.detector_input: str | None = None  # "WxH" the detector last ran at for this camera
         self.frames_processed = 0
         self.faces = 0
         self.processed_rate = RateMeter()
@@ -71,8 +74,8 @@ class InferenceLoop:
         self.last_persons: list[str | None] = _NO_PERSONS
         self.last_similarities: Any = _NO_SCORES
 
-    def add_camera(self, name: str, ring: FrameRing) -> Feed:
-        feed = Feed(name, ring)
+    def add_camera(self, name: str, ring: FrameRing, det_max_side: int | None = None) -> Feed:
+        feed = Feed(name, ring, det_max_side)
         self.feeds.append(feed)
         return feed
 
@@ -150,7 +153,7 @@ class InferenceLoop:
         name = feed.name
         metrics = self.metrics
         timings = self._timings
-        detections = self.detector.detect(frame, self.det_threshold, timings)
+        detections = self.detector.detect(frame, self.det_threshold, timings, feed.det_max_side)
         n = len(detections)
         if metrics is not None:
             metrics.observe("preprocess", timings["preprocess"], name)
@@ -171,6 +174,7 @@ class InferenceLoop:
         # The last frame's results, for a frame_hook (views valid until the next frame).
         self.last_detections, self.last_persons, self.last_similarities = detections, persons, similarities
         now = time.monotonic()
+        feed.detector_input = self.detector.input_label
         feed.frames_processed += 1
         feed.faces += n
         feed.processed_rate.tick(now)

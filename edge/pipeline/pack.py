@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from edge.pipeline.detector import FaceDetector
+from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE, FaceDetector
 from edge.pipeline.embedder import CROP_SIZE, FaceEmbedder
 from edge.pipeline.runtime import BoundSession, create_session
 
@@ -90,7 +90,7 @@ def load_model_pack(
     models_dir: str | os.PathLike[str],
     providers: Sequence[str] | None = None,
     threads: int = 0,
-    det_max_side: int = 640,
+    det_max_side: int = DEFAULT_DET_MAX_SIDE,
     max_faces: int = 16,
     det_threshold: float = 0.5,
     detector_file: str | None = None,
@@ -187,7 +187,7 @@ def load_model_pack_from_settings(settings: Any) -> ModelPack:
         settings.models_dir,
         providers=settings.get("pipeline.providers"),
         threads=settings.get("pipeline.intra_op_threads", 0),
-        det_max_side=settings.get("pipeline.det_max_side", 640),
+        det_max_side=settings.get("pipeline.det_max_side", DEFAULT_DET_MAX_SIDE),
         max_faces=settings.get("pipeline.max_faces", 16),
         det_threshold=settings.get("recognition.det_threshold", 0.5),
         cache_dir=Path(settings.data_dir) / "cache" / "tensorrt",

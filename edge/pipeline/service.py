@@ -92,7 +92,7 @@ class Pipeline:
                              on_commit=self.loop.notify if self.loop is not None else None)
             source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics)
             if self.loop is not None:
-                self.loop.add_camera(source.name, ring)
+                self.loop.add_camera(source.name, ring, camera.get("det_max_side"))
             self.sources.append(source)
         if not self.sources:
             log.warning("no camera configured (settings key cameras): nothing to process")
@@ -192,6 +192,7 @@ class Pipeline:
             status["faces"] = feed.faces if feed else 0
             status["fps_processed"] = round(feed.processed_rate.rate(now), 2) if feed else 0.0
             status["fps_capture"] = round(source.capture_rate.rate(now), 2)
+            status["detector_input"] = feed.detector_input if feed else None
             out.append(status)
         return out
 
@@ -269,7 +270,8 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
         if frame_hook is not None:
             loop.frame_hook = lambda feed, slot: frame_hook(loop, feed, slot)
         ring = FrameRing(3, policy="lossless", on_commit=loop.notify)
-        loop.add_camera(camera_name, ring)
+        configured = next((c for c in settings["cameras"] if c["name"] == camera_name), {})
+        loop.add_camera(camera_name, ring, configured.get("det_max_side"))
         source = CameraSource(camera, ring, metrics=metrics, lossless=True)
         t0 = time.perf_counter()
         source.start()
