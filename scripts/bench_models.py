@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.pipeline.detector import detector_input_size  # noqa: E402
+from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE, detector_input_size  # noqa: E402
 from edge.pipeline.pack import ModelPack, load_model_pack  # noqa: E402
 from edge.pipeline.runtime import choose_providers, create_session, session_options  # noqa: E402
 
@@ -80,7 +80,7 @@ class ModelOnly:
 
     def __init__(self, frames: Sequence[np.ndarray], faces_per_frame: Sequence[int],
                  models_dir: str | os.PathLike[str] = DEFAULT_MODELS, providers: Sequence[str] | None = None,
-                 threads: int = 0, max_side: int = 640, detector_file: str = DETECTOR_FILE,
+                 threads: int = 0, max_side: int = DEFAULT_DET_MAX_SIDE, detector_file: str = DETECTOR_FILE,
                  embedder_file: str = EMBEDDER_FILE, det_input_hw: tuple[int, int] | None = None) -> None:
         models = Path(models_dir)
         self.det = create_session(models / detector_file, providers=providers, threads=threads)
@@ -138,7 +138,7 @@ class ModelOnly:
 def bench_model_only(frames: Sequence[np.ndarray], faces_per_frame: Sequence[int],
                      models_dir: str | os.PathLike[str] = DEFAULT_MODELS,
                      providers: Sequence[str] | None = None, threads: int = 0,
-                     max_side: int = 640, detector_file: str = DETECTOR_FILE,
+                     max_side: int = DEFAULT_DET_MAX_SIDE, detector_file: str = DETECTOR_FILE,
                      embedder_file: str = EMBEDDER_FILE, det_input_hw: tuple[int, int] | None = None
                      ) -> dict[str, Any]:
     """(b) the model-only limit over all frames (see :class:`ModelOnly`)."""

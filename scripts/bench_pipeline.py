@@ -44,6 +44,7 @@ import bench_models  # noqa: E402
 
 from edge.config import load_settings  # noqa: E402
 from edge.db.connection import connect  # noqa: E402
+from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE  # noqa: E402
 from edge.pipeline.enroll import enroll  # noqa: E402
 from edge.pipeline.pack import load_model_pack  # noqa: E402
 from edge.pipeline.service import process_file  # noqa: E402
@@ -158,8 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads for all paths (0 = default)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a), (b), (c), order rotated (default 3)")
-    parser.add_argument("--det-max-side", type=int, default=640,
-                        help="pipeline.det_max_side for (a) and (b): the detector input's longer side (default 640)")
+    parser.add_argument("--det-max-side", type=int, default=DEFAULT_DET_MAX_SIDE,
+                        help="pipeline.det_max_side for (a) and (b): the detector input's longer side "
+                             f"(default {DEFAULT_DET_MAX_SIDE}, the shipped setting)")
     args = parser.parse_args(argv)
 
     frames = bench_models.decode_frames(CLIP)
