@@ -78,6 +78,7 @@ class _ShapeState:
         self.scale_x = self.new_w / frame_w
         self.scale_y = self.new_h / frame_h
         self.resized = np.zeros((self.new_h, self.new_w, 3), dtype=np.uint8)
+        self.channel = np.zeros((self.new_h, self.new_w), dtype=np.uint8)
         self.input = input_tensor
         self.planes = [input_tensor[0, c, : self.new_h, : self.new_w] for c in range(3)]
         self.anchors: list[np.ndarray] = []
@@ -145,12 +146,14 @@ class FaceDetector:
         else:
             cv2.resize(frame_bgr, (state.new_w, state.new_h), dst=state.resized)
             src = state.resized
-        # BGR -> RGB planes, (x - mean) / std, written in place into the bound tensor.
-        # copyto casts without numpy's 32 KiB ufunc cast buffer; the rest is float32 in place.
+        # BGR -> RGB planes, (x - mean) / std, written in place into the bound tensor: one
+        # channel out into a uint8 plane, then one fused scale-and-shift pass into float32
+        # (half the memory passes of cast, subtract, multiply; no temporaries).
+        channel = state.channel
         for c, plane in enumerate(state.planes):
-            np.copyto(plane, src[:, :, 2 - c], casting="unsafe")
-            np.subtract(plane, INPUT_MEAN, out=plane)
-            np.multiply(plane, 1.0 / INPUT_STD, out=plane)
+            cv2.extractChannel(src, 2 - c, dst=channel)
+            cv2.addWeighted(channel, 1.0 / INPUT_STD, channel, 0.0, -INPUT_MEAN / INPUT_STD, dst=plane,
+                            dtype=cv2.CV_32F)
 
     def run(self, threshold: float | None = None) -> Detections:
         """Run the model on the prepared input and decode the faces."""
