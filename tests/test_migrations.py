@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -400,3 +401,35 @@ def test_existing_connection_keeps_memory_database_alive() -> None:
     m.migrate()
     m.close()  # does not close a connection it was given
     assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == m.latest_version
+
+
+def _open_new_database(path: str, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        connect(path).close()
+    except Exception as exc:  # reported to the test, which fails on any
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_database_together_all_get_wal(tmp_path: Path) -> None:
+    """Switching a new file to WAL from several processes at once can fail at once with
+    'database is locked' (no busy handler); connect() retries like any other lock."""
+    import multiprocessing
+
+    errors: Any = multiprocessing.Queue()
+    for i in range(15):
+        path = str(tmp_path / f"boot{i}.db")
+        barrier = multiprocessing.Barrier(3)
+        procs = [multiprocessing.Process(target=_open_new_database, args=(path, barrier, errors)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+            assert proc.exitcode == 0
+        conn = connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -38,11 +39,29 @@ def connect(
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if target != ":memory:" and not readonly:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn, busy_timeout_ms)
         # NORMAL is durable across power loss in WAL mode except for the last commits
         # before the cut; they are rolled back, never half-applied.
         conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL (it then persists in the file). Changing the journal mode of a new
+    database while another process does the same can fail with "database is locked" at
+    once, without the busy handler (two processes booting together): retry until the busy
+    timeout is spent, as for any other lock."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 @contextlib.contextmanager
