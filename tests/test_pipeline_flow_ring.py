@@ -140,3 +140,14 @@ def test_producer_never_blocks_with_a_stuck_consumer() -> None:
     thread.join(10)
     assert done.is_set()
     assert ring.dropped == 999 and held.state == 3  # LEASED
+
+
+def test_closing_a_ring_wakes_its_consumer() -> None:
+    """The end of a file wakes the worker at once (it would otherwise sit out its wait)."""
+    wakes: list[str] = []
+    ring = FrameRing(2, policy="lossless", on_commit=lambda: wakes.append("wake"))
+    slot = ring.acquire_write(0)
+    assert slot is not None
+    ring.commit(slot, captured_at=0.0, media_time=0.0)
+    ring.close()
+    assert wakes == ["wake", "wake"] and ring.closed

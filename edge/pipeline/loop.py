@@ -127,7 +127,7 @@ class InferenceLoop:
     def run_until_drained(self, sources_done: Callable[[], bool]) -> None:
         """Process every frame until the sources are done and the rings are empty (``facepro process``)."""
         while True:
-            if self.step(0.2):
+            if self.step(0.0 if sources_done() else 0.2):
                 continue
             if sources_done() and not any(feed.ring.pending() for feed in self.feeds):
                 return

@@ -170,9 +170,12 @@ class FrameRing:
             return True
 
     def close(self) -> None:
+        """No more frames will come; wakes the consumer (``on_commit``) so it need not time out."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._on_commit is not None:
+            self._on_commit()
 
     @property
     def closed(self) -> bool:

@@ -275,7 +275,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
         source = CameraSource(camera, ring, metrics=metrics, lossless=True)
         t0 = time.perf_counter()
         source.start()
-        loop.run_until_drained(lambda: not source.running)
+        loop.run_until_drained(lambda: ring.closed or not source.running)
         elapsed = time.perf_counter() - t0
         source.stop()
         if source.frames_captured == 0:
