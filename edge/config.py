@@ -136,6 +136,7 @@ SCHEMA: dict[str, Any] = {
         "det_threshold": _f(NUM, minimum=0),
         "match_threshold": _f(NUM),
         "cooldown_s": _f(NUM, minimum=0),
+        "reuse_embedding_frames": _f(INT, minimum=0),
     },
     "events": {
         "retention_days": _f(NUM, minimum=0),

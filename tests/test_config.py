@@ -77,6 +77,7 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
     ({"recognition": {"match_threshold": None}}, "key recognition.match_threshold: must not be null"),
     ({"mqtt": {"protocol": "4"}}, "key mqtt.protocol: '4' is not one of '3.1.1', '5'"),
     ({"web": {"port": -1}}, "key web.port: -1 is below the minimum 0"),
+    ({"recognition": {"reuse_embedding_frames": -1}}, "key recognition.reuse_embedding_frames: -1 is below the minimum 0"),
     ({"cameras": {"name": "x"}}, "key cameras: expected a list, got an object"),
     ({"cameras": [{"name": "x"}]}, "missing key cameras[0].source"),
     ({"cameras": [{"name": "x", "source": 0, "zoom": 2}]}, "unknown key cameras[0].zoom"),

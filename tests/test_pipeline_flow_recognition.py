@@ -93,6 +93,19 @@ def test_process_recognises_lin_and_records_unknowns(lin_run: dict) -> None:
     assert "recognized Lin-Manuel Miranda on camera stage" in lin_run["stderr"]
 
 
+def test_reused_embeddings_recognise_the_same_people(lin_run: dict, tmp_path: Path) -> None:
+    """The default (a face that stays put keeps its embedding for up to 4 frames) against
+    every face embedded on every frame: the same faces and events, far fewer embedder runs."""
+    config = write_config(tmp_path, recognition={"cooldown_s": 3.0, "reuse_embedding_frames": 0})
+    enrolled = facepro(config, "enroll", LIN, str(MEDIA_DIR / "lin-manuel-miranda.png"))
+    assert enrolled.returncode == 0, enrolled.stderr
+    every_face = process_file(load_settings(config), CLIP, "stage")
+    reused = lin_run["summary"]
+    assert every_face["faces_embedded"] == every_face["faces"] == reused["faces"]
+    assert reused["faces_embedded"] < reused["faces"] / 2
+    assert reused["events_by_person"] == every_face["events_by_person"]
+
+
 def test_events_list_shows_the_clip_events(lin_run: dict) -> None:
     out = facepro(lin_run["config"], "events", "list", "--json", "--person", LIN, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -42,7 +42,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     by_person = ", ".join(f"{name}: {count}" for name, count in sorted(summary["events_by_person"].items()))
     print(f"processed {summary['video']} as camera {camera!r}")
     print(f"frames:  {summary['frames_processed']} of {summary['frames']} ({summary['frames_dropped']} dropped)")
-    print(f"faces:   {summary['faces']}")
+    print(f"faces:   {summary['faces']} ({summary['faces_embedded']} embedded, the others kept a frame's embedding)")
     print(f"events:  {summary['events']}" + (f" ({by_person})" if by_person else ""))
     print(f"speed:   {summary['fps']:.1f} frames/s ({summary['seconds']:.2f} s, decoding included)")
     print("stage latency, mean / p95 ms:")

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.events import EventSink
 from edge.pipeline.ring import FrameRing, FrameSlot, RateMeter
+from edge.pipeline.tracks import EmbeddingReuse
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,15 @@ _NO_SCORES = np.zeros(0, dtype=np.float32)
 class Feed:
     """One camera as the worker sees it."""
 
-    __slots__ = ("name", "ring", "det_max_side", "detector_input", "frames_processed", "faces", "processed_rate",
-                 "captured_rate", "last_seq")
+    __slots__ = ("name", "ring", "det_max_side", "detector_input", "reuse", "frames_processed", "faces",
+                 "processed_rate", "captured_rate", "last_seq")
 
     def __init__(self, name: str, ring: FrameRing, det_max_side: int | None = None) -> None:
         self.name = name
         self.ring = ring
         self.det_max_side = det_max_side  # None: the detector's (pipeline.det_max_side)
         self.detector_input: str | None = None  # "WxH" the detector last ran at for this camera
+        self.reuse: EmbeddingReuse | None = None  # this camera's faces of its previous frame
         self.frames_processed = 0
         self.faces = 0
         self.processed_rate = RateMeter()
@@ -47,7 +49,7 @@ class InferenceLoop:
     """One worker thread's logic. ``gallery`` may be None (nothing enrolled): every face is unknown."""
 
     def __init__(self, pack: Any, sink: EventSink | None, *, gallery: Any = None, metrics: Any = None,
-                 det_threshold: float | None = None,
+                 det_threshold: float | None = None, reuse_frames: int = 0, match_threshold: float = 0.4,
                  maintenance: Callable[[], None] | None = None, maintenance_interval_s: float = 3.0) -> None:
         self.pack = pack
         self.detector = pack.detector
@@ -56,6 +58,12 @@ class InferenceLoop:
         self.gallery = gallery
         self.metrics = metrics
         self.det_threshold = det_threshold
+        # A face in the same place as in the camera's previous frame keeps its embedding for
+        # up to this many frames (recognition.reuse_embedding_frames; 0 = embed every face).
+        self.reuse_frames = int(reuse_frames)
+        self.match_threshold = float(match_threshold)
+        self._embeddings = np.zeros((self.embedder.max_faces, self.embedder.dim), dtype=np.float32)
+        self.faces_embedded = 0
         self.feeds: list[Feed] = []
         self._next = 0
         self._wake = threading.Event()
@@ -161,16 +169,20 @@ class InferenceLoop:
         persons: list[str | None] = _NO_PERSONS
         similarities: Any = _NO_SCORES
         if n:
-            embeddings = self.embedder.embed(frame, detections.kps, timings)
+            embeddings, embedded = self._embed(feed, frame, detections, timings, slot.captured_at)
             t_match = time.perf_counter()
             persons, similarities = self._match(embeddings)
             t_matched = time.perf_counter()
+            if feed.reuse is not None:
+                feed.reuse.remember(detections.boxes, embeddings, similarities, embedded)
             if metrics is not None:
                 metrics.observe("embed", timings["embed"], name)
                 metrics.observe("match", t_matched - t_match, name)
             if self.sink is not None:
                 self.sink.handle(name, frame, persons, similarities, detections.scores,
                                  clock=slot.media_time, captured_at=slot.captured_at)
+        elif feed.reuse is not None:
+            feed.reuse.forget(slot.captured_at)
         # The last frame's results, for a frame_hook (views valid until the next frame).
         self.last_detections, self.last_persons, self.last_similarities = detections, persons, similarities
         now = time.monotonic()
@@ -187,6 +199,30 @@ class InferenceLoop:
                 metrics.incr("faces", n, name)
         self.busy_s += time.perf_counter() - t_start
         return n
+
+    def _embed(self, feed: Feed, frame: np.ndarray, detections: Any, timings: dict[str, float],
+               captured_at: float) -> tuple[np.ndarray, int]:
+        """Embeddings of all ``detections`` (rows in their order) and how many were computed:
+        faces that stayed put since the camera's previous frame keep theirs (see
+        :mod:`edge.pipeline.tracks`). ``timings["embed"]`` covers both."""
+        t0 = time.perf_counter()
+        n = len(detections)
+        if self.reuse_frames <= 0:
+            self.faces_embedded += n
+            return self.embedder.embed(frame, detections.kps, timings), n
+        reuse = feed.reuse
+        if reuse is None:
+            reuse = feed.reuse = EmbeddingReuse(self.embedder.max_faces, self.embedder.dim, self.reuse_frames,
+                                                self.match_threshold)
+        out = self._embeddings[:n]
+        need = reuse.plan(detections.boxes, out, captured_at)
+        if len(need) == n:
+            out[:] = self.embedder.embed(frame, detections.kps)
+        elif need:
+            out[need] = self.embedder.embed(frame, detections.kps[need])
+        self.faces_embedded += len(need)
+        timings["embed"] = time.perf_counter() - t0
+        return out, len(need)
 
     def _match(self, embeddings: np.ndarray) -> tuple[list[str | None], Any]:
         gallery = self.gallery

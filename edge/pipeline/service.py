@@ -81,6 +81,8 @@ class Pipeline:
             gallery = self._load_gallery(self._gallery_conn)
             self.loop = InferenceLoop(self.pack, self.sink, gallery=gallery, metrics=ctx.metrics,
                                       det_threshold=settings["recognition.det_threshold"],
+                                      reuse_frames=settings["recognition.reuse_embedding_frames"],
+                                      match_threshold=settings["recognition.match_threshold"],
                                       maintenance=self._poll_gallery, maintenance_interval_s=GALLERY_POLL_S)
         ring_default = settings["pipeline.ring_size"]
         for camera in settings["cameras"]:
@@ -266,7 +268,9 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
         finally:
             gallery_conn.close()
         loop = InferenceLoop(pack, sink, gallery=gallery, metrics=metrics,
-                             det_threshold=settings["recognition.det_threshold"])
+                             det_threshold=settings["recognition.det_threshold"],
+                             reuse_frames=settings["recognition.reuse_embedding_frames"],
+                             match_threshold=settings["recognition.match_threshold"])
         if frame_hook is not None:
             loop.frame_hook = lambda feed, slot: frame_hook(loop, feed, slot)
         ring = FrameRing(3, policy="lossless", on_commit=loop.notify)
@@ -292,6 +296,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
         "frames_processed": loop.frames_processed,
         "frames_dropped": ring.dropped,
         "faces": loop.faces,
+        "faces_embedded": loop.faces_embedded,
         "events": sum(events_by_person.values()),
         "events_by_person": events_by_person,
         "seconds": round(elapsed, 3),
