@@ -46,6 +46,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"facepro: error: {message} (see: {self.prog} --help)\n")
 
 
+def command_group(subparsers: Any, name: str, help: str, metavar: str = "ACTION") -> Any:
+    """``facepro NAME ACTION ...``: a command whose own sub-commands are required; returns
+    the sub-parsers to add the actions to."""
+    group = subparsers.add_parser(name, help=help)
+    actions = group.add_subparsers(dest=f"{name}_command", metavar=metavar, parser_class=type(group))
+    actions.required = True
+    return actions
+
+
 def get_settings(args: argparse.Namespace) -> Settings:
     """Settings for a command, loaded once per invocation."""
     if getattr(args, "_settings", None) is None:
@@ -153,17 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the service: migrate, then cameras, MQTT, web until stopped")
     p.set_defaults(func=cmd_run)
 
-    config = sub.add_parser("config", help="inspect settings")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=ArgumentParser)
-    config_sub.required = True
+    config_sub = command_group(sub, "config", "inspect settings")
     p = config_sub.add_parser("show", help="print the effective settings (secrets masked)")
     p.set_defaults(func=cmd_config_show)
     p = config_sub.add_parser("check", help="validate the settings and exit")
     p.set_defaults(func=cmd_config_check)
 
-    migrate = sub.add_parser("migrate", help="database schema migrations")
-    msub = migrate.add_subparsers(dest="migrate_command", metavar="ACTION", parser_class=ArgumentParser)
-    msub.required = True
+    msub = command_group(sub, "migrate", "database schema migrations")
     p = msub.add_parser("status", help="current version, applied and pending migrations")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_migrate_status)

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from edge.cli import CliError, get_settings, print_json
+from edge.cli import CliError, command_group, get_settings, print_json
 
 
 def _manager(args: argparse.Namespace) -> Any:
@@ -243,9 +243,7 @@ def _include(value: str) -> list[str]:
 
 
 def register(subparsers: Any) -> None:
-    backup = subparsers.add_parser("backup", help="create, list, verify, restore and prune backups")
-    sub = backup.add_subparsers(dest="backup_command", metavar="ACTION", parser_class=type(backup))
-    sub.required = True
+    sub = command_group(subparsers, "backup", "create, list, verify, restore and prune backups")
 
     p = sub.add_parser("create", help="write a backup to every enabled target (or --target)")
     p.add_argument("--target", metavar="NAME", help="only this target from backup.targets")
@@ -283,9 +281,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    export = subparsers.add_parser("export", help="export enrolled faces or settings")
-    esub = export.add_subparsers(dest="export_command", metavar="WHAT", parser_class=type(export))
-    esub.required = True
+    esub = command_group(subparsers, "export", "export enrolled faces or settings", metavar="WHAT")
     p = esub.add_parser("faces", help="enrolled face images and who they belong to, as a ZIP")
     p.add_argument("out", metavar="OUT.zip")
     p.set_defaults(func=cmd_export_faces)

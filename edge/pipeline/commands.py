@@ -9,7 +9,7 @@ import argparse
 import logging
 from typing import Any
 
-from edge.cli import ArgumentParser, CliError, get_settings, print_json
+from edge.cli import CliError, command_group, get_settings, print_json
 from edge.db import connect
 from edge.db import faces as faces_store
 
@@ -101,9 +101,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_enroll)
 
-    users = subparsers.add_parser("users", help="enrolled people")
-    usub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=ArgumentParser)
-    usub.required = True
+    usub = command_group(subparsers, "users", "enrolled people")
     p = usub.add_parser("list", help="list enrolled people")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_users_list)

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from edge.cli import CliError, get_settings, print_json
+from edge.cli import CliError, command_group, get_settings, print_json
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_process)
 
-    events = sub.add_parser("events", help="recognition events")
-    esub = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=sub._parser_class)
-    esub.required = True
+    esub = command_group(sub, "events", "recognition events")
     p = esub.add_parser("list", help="latest events first")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (default 50)")

@@ -6,7 +6,7 @@ import getpass
 import sys
 from typing import Any
 
-from edge.cli import CliError, get_settings
+from edge.cli import CliError, command_group, get_settings
 from edge.web import auth
 
 
@@ -39,9 +39,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    web = subparsers.add_parser("web", help="status page administration")
-    sub = web.add_subparsers(dest="web_command", metavar="ACTION", parser_class=type(web))
-    sub.required = True
+    sub = command_group(subparsers, "web", "status page administration")
     p = sub.add_parser("set-password", help="set the technician password (read from stdin, or prompted twice)")
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
     p.set_defaults(func=cmd_set_password)
