@@ -169,12 +169,12 @@ class InferenceLoop:
         persons: list[str | None] = _NO_PERSONS
         similarities: Any = _NO_SCORES
         if n:
-            embeddings, embedded = self._embed(feed, frame, detections, timings, slot.captured_at)
+            embeddings = self._embed(feed, frame, detections, timings, slot.captured_at)
             t_match = time.perf_counter()
             persons, similarities = self._match(embeddings)
             t_matched = time.perf_counter()
             if feed.reuse is not None:
-                feed.reuse.remember(detections.boxes, embeddings, similarities, embedded)
+                feed.reuse.remember(detections.boxes, embeddings, similarities)
             if metrics is not None:
                 metrics.observe("embed", timings["embed"], name)
                 metrics.observe("match", t_matched - t_match, name)
@@ -201,15 +201,15 @@ class InferenceLoop:
         return n
 
     def _embed(self, feed: Feed, frame: np.ndarray, detections: Any, timings: dict[str, float],
-               captured_at: float) -> tuple[np.ndarray, int]:
-        """Embeddings of all ``detections`` (rows in their order) and how many were computed:
-        faces that stayed put since the camera's previous frame keep theirs (see
-        :mod:`edge.pipeline.tracks`). ``timings["embed"]`` covers both."""
+               captured_at: float) -> np.ndarray:
+        """Embeddings of all ``detections`` (rows in their order); faces that stayed put since
+        the camera's previous frame keep theirs (see :mod:`edge.pipeline.tracks`).
+        ``timings["embed"]`` covers both; ``faces_embedded`` counts what was computed."""
         t0 = time.perf_counter()
         n = len(detections)
         if self.reuse_frames <= 0:
             self.faces_embedded += n
-            return self.embedder.embed(frame, detections.kps, timings), n
+            return self.embedder.embed(frame, detections.kps, timings)
         reuse = feed.reuse
         if reuse is None:
             reuse = feed.reuse = EmbeddingReuse(self.embedder.max_faces, self.embedder.dim, self.reuse_frames,
@@ -222,7 +222,7 @@ class InferenceLoop:
             out[need] = self.embedder.embed(frame, detections.kps[need])
         self.faces_embedded += len(need)
         timings["embed"] = time.perf_counter() - t0
-        return out, len(need)
+        return out
 
     def _match(self, embeddings: np.ndarray) -> tuple[list[str | None], Any]:
         gallery = self.gallery

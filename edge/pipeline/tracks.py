@@ -5,8 +5,9 @@ least ``MIN_IOU``, and no other face close enough to be confused with it) keeps 
 embedding computed for it, for at most ``max_reuse`` frames in a row; then, or whenever
 the match is not clear, it is embedded again. A face whose best gallery similarity was
 close to the match threshold (within ``UNDECIDED_MARGIN``) is embedded on every frame:
-its similarity moves from frame to frame, and each frame is a chance to recognise it. On video most faces are the same faces as a
-frame ago, so this saves most embedder runs (the embedder is about a third of the work per
+its similarity moves from frame to frame, and each frame is a chance to recognise it.
+
+On video most faces are the same faces as a frame ago, so this saves most embedder runs (the embedder is about a third of the work per
 frame with a few faces, and most of it in a crowd) without changing who is recognised:
 matching against the gallery still runs on every face of every frame.
 
@@ -53,8 +54,6 @@ class EmbeddingReuse:
         self._new_ages = np.zeros((max_faces,), dtype=np.int64)
         self._count = 0
         self._captured_at = 0.0
-        self.reused = 0
-        self.embedded = 0
 
     def plan(self, boxes: np.ndarray, out: np.ndarray, captured_at: float) -> list[int]:
         """Copy the reusable embeddings of this frame's ``boxes`` into ``out`` (rows in box
@@ -76,11 +75,8 @@ class EmbeddingReuse:
             if best < MIN_IOU or self._ages[j] >= self.max_reuse or self._undecided[j]:
                 need.append(i)
                 continue
-            row = overlap[i].copy()
-            row[j] = 0.0
-            column = overlap[:, j].copy()
-            column[i] = 0.0
-            if row.max(initial=0.0) > MAX_OTHER_IOU or column.max(initial=0.0) > MAX_OTHER_IOU:
+            # overlap[i, j] itself counts once in its row and its column (it is above MIN_IOU).
+            if (overlap[i] > MAX_OTHER_IOU).sum() > 1 or (overlap[:, j] > MAX_OTHER_IOU).sum() > 1:
                 need.append(i)  # another face is close: do not risk handing over an identity
                 continue
             out[i] = self._embeddings[j]
@@ -94,7 +90,7 @@ class EmbeddingReuse:
         self._count = 0
         self._captured_at = captured_at
 
-    def remember(self, boxes: np.ndarray, embeddings: np.ndarray, similarities: np.ndarray, embedded: int) -> None:
+    def remember(self, boxes: np.ndarray, embeddings: np.ndarray, similarities: np.ndarray) -> None:
         """Keep this frame's faces (after :meth:`plan`, embedding the needed ones and
         matching all of them: ``similarities`` are their best gallery similarities)."""
         n = int(boxes.shape[0])
@@ -103,5 +99,3 @@ class EmbeddingReuse:
         self._ages[:n] = self._new_ages[:n]
         np.less(np.abs(similarities[:n] - self.match_threshold), UNDECIDED_MARGIN, out=self._undecided[:n])
         self._count = n
-        self.embedded += embedded
-        self.reused += n - embedded
