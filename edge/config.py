@@ -441,7 +441,7 @@ def _check_semantics(data: dict[str, Any], label: str) -> None:
     enc = data["backup"]["encrypt"]
     if enc["enabled"] and not (enc["passphrase"] or enc["key_file"]):
         raise ConfigError(f"{label}: key backup.encrypt: enabled needs a passphrase or a key_file")
-    from edge.backup.schedule import ScheduleError, parse_schedule
+    from edge.schedule import ScheduleError, parse_schedule
 
     try:
         parse_schedule(data["backup"]["schedule"])

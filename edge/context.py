@@ -13,7 +13,7 @@ from typing import Any
 
 from edge.bus import EventBus
 from edge.config import Settings
-from edge.telemetry.metrics import Metrics
+from edge.metrics import Metrics
 
 
 @dataclass

@@ -27,7 +27,7 @@ from edge.config import load_settings  # noqa: E402
 from edge.context import ServiceContext  # noqa: E402
 from edge.service import migrate_database  # noqa: E402
 from edge.telemetry.component import Telemetry  # noqa: E402
-from edge.telemetry.metrics import STAGES  # noqa: E402
+from edge.metrics import STAGES  # noqa: E402
 from edge.telemetry.prometheus import render  # noqa: E402
 
 LIMIT_PERCENT = 1.0

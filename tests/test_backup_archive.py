@@ -13,7 +13,7 @@ import pytest
 
 from edge.backup import crypto
 from edge.backup.manager import BackupError
-from edge.backup.schedule import ScheduleError, parse_schedule
+from edge.schedule import ScheduleError, parse_schedule
 from edge.config import ConfigError, load_settings
 from tests.support.backup_env import PASSPHRASE, make_env, table_rows, tree_digest
 

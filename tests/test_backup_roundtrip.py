@@ -225,8 +225,8 @@ def test_cli_create_list_verify_restore_prune_export(tmp_path: Path) -> None:
 
 
 def test_scheduler_runs_a_due_backup_in_the_service(tmp_path: Path) -> None:
-    from edge.backup.scheduler import BackupScheduler
-    from edge.backup.schedule import parse_schedule
+    from edge.scheduler import BackupScheduler
+    from edge.schedule import parse_schedule
 
     settings, manager = make_env(tmp_path)
     manager.schedule = parse_schedule("every 6h")

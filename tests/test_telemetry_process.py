@@ -1,7 +1,7 @@
 """Stage latencies and fps from real pipeline runs agree with the frames and the wall time.
 
 1. ``facepro process CLIP --json`` on the shared clip: the command's own summary (frames,
-   fps, per-stage counts and latencies, all from ``edge.telemetry.metrics``) must be
+   fps, per-stage counts and latencies, all from ``edge.metrics``) must be
    internally consistent with the wall time.
 2. The telemetry component sampling a real (shortened) pipeline run in-process: its camera
    counters, stage counts and fps history add up to what the pipeline reports.

@@ -23,7 +23,7 @@ import edge
 from edge.backup import archive as arc
 from edge.backup import crypto
 from edge.backup.faults import pause_point
-from edge.backup.schedule import parse_schedule
+from edge.schedule import parse_schedule
 from edge.backup.targets import LocalTarget, Target, TargetError, for_device, make_target
 from edge.config import Settings
 from edge.db.backup_runs import BackupRunStore

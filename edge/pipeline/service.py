@@ -247,7 +247,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
 
     Raises SourceError naming the file when it is missing or cannot be decoded.
     """
-    from edge.telemetry.metrics import Metrics
+    from edge.metrics import Metrics
 
     camera = {"name": camera_name, "source": str(video), "loop": False, "rate": "max", "stall_timeout_s": 30.0}
     cap = open_capture(camera)  # fail fast with a clear error before loading models

@@ -21,7 +21,7 @@ from edge.db.metrics_store import MetricsStore, MinuteRow
 from edge.telemetry.alerts import AlertManager, backup_figures, iso_utc, signals_from_snapshot
 from edge.telemetry.gpu import GpuMonitor, Probe
 from edge.telemetry.history import History, SeriesKey
-from edge.telemetry.metrics import CAMERA_COUNTERS, STAGES
+from edge.metrics import CAMERA_COUNTERS, STAGES
 from edge.telemetry.system import SystemProbe, disk_figures
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from edge.telemetry.metrics import CAMERA_COUNTERS, Metrics
+from edge.metrics import CAMERA_COUNTERS, Metrics
 
 PREFIX = "facepro"
 
