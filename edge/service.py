@@ -64,7 +64,7 @@ def build_components(ctx: ServiceContext) -> list[Component]:
 
     components.append(Telemetry(ctx))
     from edge.backup.manager import BackupManager  # after pipeline and telemetry
-    from edge.scheduler import BackupScheduler
+    from edge.backup.scheduler import BackupScheduler
 
     ctx.backups = BackupManager(ctx.settings, ctx.device_id, bus=ctx.bus, metrics=ctx.metrics)
     components.append(BackupScheduler(ctx.backups))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.backup import crypto
-from edge.backup.manager import BackupError
+from edge.backup.errors import BackupError
 from edge.schedule import ScheduleError, parse_schedule
 from edge.config import ConfigError, load_settings
 from tests.support.backup_env import PASSPHRASE, make_env, table_rows, tree_digest

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.backup.manager import BackupError, BackupManager
+from edge.backup.errors import BackupError
+from edge.backup.manager import BackupManager
 from edge.bus import EventBus
 from edge.config import ConfigError, load_settings
 from tests.conftest import FACEPRO, subprocess_env
@@ -225,7 +226,7 @@ def test_cli_create_list_verify_restore_prune_export(tmp_path: Path) -> None:
 
 
 def test_scheduler_runs_a_due_backup_in_the_service(tmp_path: Path) -> None:
-    from edge.scheduler import BackupScheduler
+    from edge.backup.scheduler import BackupScheduler
     from edge.schedule import parse_schedule
 
     settings, manager = make_env(tmp_path)

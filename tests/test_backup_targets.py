@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.backup.manager import BackupError
+from edge.backup.errors import BackupError
 from edge.backup.targets import TEMP_PREFIX, check_target, make_target
 from tests.support.backup_env import integrity, make_env, table_rows
 

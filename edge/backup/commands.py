@@ -23,7 +23,7 @@ def _manager(args: argparse.Namespace) -> Any:
 
 
 def _errors():
-    from edge.backup.manager import BackupError
+    from edge.backup.errors import BackupError
 
     return BackupError
 

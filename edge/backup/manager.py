@@ -23,6 +23,7 @@ import edge
 from edge.backup import archive as arc
 from edge.backup import crypto
 from edge.backup.faults import pause_point
+from edge.backup.errors import BackupError
 from edge.schedule import parse_schedule
 from edge.backup.targets import LocalTarget, Target, TargetError, for_device, make_target
 from edge.config import Settings
@@ -36,10 +37,6 @@ VERIFY_DIR = ".backup-verify"
 LOCK_FILE = ".backup.lock"
 PRE_RESTORE_KEEP = 3
 Progress = Callable[[float, str], None]
-
-
-class BackupError(Exception):
-    """A backup operation failed; the message says which target/archive and why."""
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -78,14 +75,14 @@ class BackupManager:
             if spec["name"] == name:
                 return spec
         known = ", ".join(s["name"] for s in self.target_specs) or "none configured"
-        raise BackupError(f"no backup target named {name!r} (backup.targets: {known})")
+        raise BackupError(f"no backup target named {name!r} (backup.targets: {known})", exit_code=2)
 
     def _targets(self, name: str | None) -> list[Target]:
         if name is not None:
             return [make_target(self._spec(name))]
         specs = [s for s in self.target_specs if s.get("enabled", True)]
         if not specs:
-            raise BackupError("no backup targets configured (add one to backup.targets)")
+            raise BackupError("no backup targets configured (add one to backup.targets)", exit_code=2)
         return [make_target(s) for s in specs]
 
     def write_keys(self) -> crypto.KeySource | None:
@@ -109,7 +106,7 @@ class BackupManager:
             include = [p.strip() for p in include.split(",") if p.strip()]
         bad = [p for p in include if p not in arc.PARTS]
         if bad or not include:
-            raise BackupError(f"--include: {bad[0] if bad else '(empty)'!r} is not one of db, faces, settings")
+            raise BackupError(f"--include: {bad[0] if bad else '(empty)'!r} is not one of db, faces, settings", exit_code=2)
         return [p for p in arc.PARTS if p in include]
 
     # -- locking -------------------------------------------------------------------------
@@ -460,7 +457,7 @@ class BackupManager:
     def prune(self, target: str | None = None, keep: int | None = None) -> dict[str, list[str]]:
         """Apply retention: ``keep`` (or the target's / backup.keep) newest archives stay."""
         if keep is not None and keep < 1:
-            raise BackupError("--keep: must be at least 1")
+            raise BackupError("--keep: must be at least 1", exit_code=2)
         out: dict[str, list[str]] = {}
         with self.exclusive():
             for t in self._targets(target):

@@ -188,7 +188,7 @@ class RestoreError(Exception):
 def restore_archive(manager: "BackupManager", archive: str | Path, includes: list[str] | None, *,
                     target: str | None = None, key_file: str | Path | None = None,
                     progress: Progress | None = None, pre_backup: bool = True) -> dict[str, Any]:
-    from edge.backup.manager import BackupError
+    from edge.backup.errors import BackupError
 
     report = progress or (lambda _f, _m: None)
     settings = manager.settings

@@ -5,7 +5,8 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from edge.backup.manager import BackupError, BackupManager, _db_time
+from edge.backup.errors import BackupError
+from edge.backup.manager import BackupManager, _db_time
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,9 @@
+"""The backup package's error: a failed backup, restore or archive operation."""
+from __future__ import annotations
+
+from edge.errors import FaceproError
+
+
+class BackupError(FaceproError):
+    """A backup operation failed; the message says which target/archive and why. Raised with
+    ``exit_code=2`` where the caller named something that does not exist or cannot be."""
