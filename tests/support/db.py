@@ -29,7 +29,8 @@ def insert_event(db_path: Path, person: str | None = "alice", camera: str = "doo
             cur = conn.execute(
                 "INSERT INTO events (event_type, object_label, confidence, snapshot_path, camera_name, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (kind, person, confidence, snapshot, camera, created_at))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
     finally:
         conn.close()
 
