@@ -1,13 +1,20 @@
-"""Shared fixtures: paths to the shared models and media, temp data dirs, settings files."""
+"""Shared fixtures: paths to the shared models and media, temp data dirs, settings files, the model
+pack, a broker and MQTT publishers."""
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from edge.context import ServiceContext
+    from edge.mqtt.publisher import MqttPublisher
+    from edge.pipeline.pack import ModelPack
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -15,6 +22,7 @@ MODELS_DIR = SHARED / "models" / "face"
 MEDIA_DIR = SHARED / "media"
 CLIP = MEDIA_DIR / "short_hamilton_clip.mp4"
 FACEPRO = [sys.executable, "-m", "edge"]
+DEVICE = "test-device"  # the device id in every settings file written here
 
 
 @pytest.fixture(autouse=True)
@@ -32,24 +40,31 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+def write_settings_file(path: Path, data_dir: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Write a device settings file: data_dir and models_dir point at ``data_dir`` and the shared models.
+
+    Each section in ``overrides`` updates the default section of that name; any other value replaces it.
+    """
+    data: dict[str, Any] = {
+        "device": {"id": DEVICE, "name": "Test device"},
+        "paths": {"data_dir": str(data_dir), "models_dir": str(MODELS_DIR)},
+        "web": {"host": "127.0.0.1", "port": 0},
+    }
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
 @pytest.fixture
 def write_settings(tmp_path: Path, data_dir: Path) -> Callable[..., Path]:
-    """Write a device settings file; data_dir and models_dir point at temp/shared dirs."""
+    """Write a device settings file in tmp_path; data_dir and models_dir point at temp/shared dirs."""
 
     def write(overrides: dict[str, Any] | None = None, name: str = "settings.json") -> Path:
-        data: dict[str, Any] = {
-            "device": {"id": "test-device", "name": "Test device"},
-            "paths": {"data_dir": str(data_dir), "models_dir": str(MODELS_DIR)},
-            "web": {"host": "127.0.0.1", "port": 0},
-        }
-        for key, value in (overrides or {}).items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key].update(value)
-            else:
-                data[key] = value
-        path = tmp_path / name
-        path.write_text(json.dumps(data, indent=2))
-        return path
+        return write_settings_file(tmp_path / name, data_dir, overrides)
 
     return write
 
@@ -71,3 +86,29 @@ def mosquitto(tmp_path: Path):
     broker = Mosquitto(workdir).start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="module")
+def pack(request: pytest.FixtureRequest) -> ModelPack:
+    """The shared model pack, loaded once per test module with that module's ``PACK_OPTIONS``."""
+    from edge.pipeline.pack import load_model_pack
+
+    return load_model_pack(MODELS_DIR, **getattr(request.module, "PACK_OPTIONS", {}))
+
+
+@pytest.fixture
+def publisher_factory() -> Iterator[Callable[[ServiceContext], MqttPublisher]]:
+    """Start an MQTT publisher on a context; every one started is stopped after the test."""
+    from edge.mqtt.publisher import MqttPublisher
+
+    started: list[MqttPublisher] = []
+
+    def make(ctx: ServiceContext) -> MqttPublisher:
+        publisher = MqttPublisher(ctx)
+        publisher.start()
+        started.append(publisher)
+        return publisher
+
+    yield make
+    for publisher in started:
+        publisher.stop()

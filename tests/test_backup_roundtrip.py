@@ -3,7 +3,6 @@ secrets, older schemas, retention, jobs and status, the CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -14,9 +13,10 @@ from edge.backup.errors import BackupError
 from edge.backup.manager import BackupManager
 from edge.bus import EventBus
 from edge.config import ConfigError, load_settings
-from tests.conftest import FACEPRO, subprocess_env
 from tests.support.backup_env import (MQTT_SECRET, EventWriter, integrity, make_env, table_rows,
                                       tree_digest)
+from tests.support.cli import run_cli
+from tests.support.waiting import wait_until
 
 
 def test_round_trip_while_a_writer_inserts_events(tmp_path: Path) -> None:
@@ -152,9 +152,7 @@ def test_jobs_progress_on_the_bus_and_last_status(tmp_path: Path) -> None:
     manager = BackupManager(settings, "dev-test", bus=bus)
     assert manager.last_status()["last_success_at"] is None
     job_id = manager.start(include=["db", "faces"])
-    deadline = time.monotonic() + 30
-    while manager.job(job_id)["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: manager.job(job_id)["state"] != "running", 30, "the backup job", fail=False)
     job = manager.job(job_id)
     assert job["state"] == "ok" and job["progress"] == 1.0 and job["result"]["ok"]
     assert seen[0]["state"] == "running" and seen[-1]["state"] == "ok" and seen[-1]["job"] == job_id
@@ -179,11 +177,6 @@ def test_jobs_progress_on_the_bus_and_last_status(tmp_path: Path) -> None:
     assert status["targets_missing"][0]["name"] == "usb"
     with pytest.raises(BackupError, match="no backup job"):
         manager.job("nope")
-
-
-def run_cli(settings_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACEPRO, "--config", str(settings_path), *args], capture_output=True, text=True,
-                          env=subprocess_env(), timeout=60)
 
 
 def test_cli_create_list_verify_restore_prune_export(tmp_path: Path) -> None:
@@ -235,9 +228,7 @@ def test_scheduler_runs_a_due_backup_in_the_service(tmp_path: Path) -> None:
     assert scheduler.due()  # never backed up: due now
     scheduler.start()
     try:
-        deadline = time.monotonic() + 30
-        while manager.store.last("create", "ok") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: manager.store.last("create", "ok") is not None, 30, "a scheduled backup", fail=False)
     finally:
         scheduler.stop()
     assert manager.store.last("create", "ok") is not None

@@ -16,14 +16,15 @@ from pathlib import Path
 from edge import secrets
 from edge.db.migrator import Migrator
 from edge.logs import setup_logging
-from tests.conftest import FACEPRO, REPO, subprocess_env
+from tests.conftest import REPO, subprocess_env
+from tests.support.cli import run_cli
 from tests.support.service import start_service, wait_for_line
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: .+$")
 
 
 def test_version_via_module_and_console_script() -> None:
-    out = subprocess.run([*FACEPRO, "version"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = run_cli(None, "version")
     assert out.returncode == 0 and re.match(r"^facepro \d+\.\d+", out.stdout)
     script = Path(sys.executable).parent / "facepro"
     if script.exists():
@@ -62,8 +63,7 @@ def test_run_refuses_to_boot_on_a_newer_database_and_leaves_it_alone(write_setti
     conn = sqlite3.connect(db)
     before = list(conn.iterdump())
     conn.close()
-    proc = subprocess.run([*FACEPRO, "--config", str(write_settings()), "run"], cwd=REPO,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    proc = run_cli(write_settings(), "run")
     assert proc.returncode == 1
     assert "schema version 999 is newer than this code" in proc.stderr
     assert "facepro running" not in proc.stderr
@@ -77,8 +77,7 @@ def test_run_refuses_to_boot_on_checksum_drift(write_settings, data_dir: Path) -
     with Migrator(db) as m:
         m.migrate()
         m.conn.execute("UPDATE schema_migrations SET checksum = 'abc' WHERE version = 2")
-    proc = subprocess.run([*FACEPRO, "--config", str(write_settings()), "run"], cwd=REPO,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    proc = run_cli(write_settings(), "run")
     assert proc.returncode == 1
     assert "002_add_gait_embeddings.sql: checksum drift" in proc.stderr
 
@@ -87,8 +86,7 @@ def test_migrate_commands(write_settings, data_dir: Path) -> None:
     settings = str(write_settings())
 
     def facepro(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*FACEPRO, "--config", settings, *args], cwd=REPO, env=subprocess_env(),
-                              capture_output=True, text=True, timeout=60)
+        return run_cli(settings, *args)
 
     status = json.loads(facepro("migrate", "status", "--json").stdout)
     assert status["current_version"] == 0 and len(status["pending"]) == status["latest_version"]
@@ -182,7 +180,7 @@ def test_unusable_data_dir_or_database_is_one_clear_line(tmp_path: Path) -> None
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     env = subprocess_env(FACEPRO_DATA_DIR=str(blocker / "data"))
-    proc = subprocess.run([*FACEPRO, "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    proc = run_cli(None, "run", env=env)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"facepro: error: {blocker / 'data'}")
     assert "Traceback" not in proc.stderr
@@ -192,7 +190,7 @@ def test_unusable_data_dir_or_database_is_one_clear_line(tmp_path: Path) -> None
     (data / "facepro.db").write_bytes(b"this is not a database, and must stay as it is")
     env = subprocess_env(FACEPRO_DATA_DIR=str(data))
     for args in (["run"], ["migrate", "status"]):
-        proc = subprocess.run([*FACEPRO, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        proc = run_cli(None, *args, env=env)
         assert proc.returncode == 1
         assert proc.stderr.strip().splitlines()[-1] == (
             f"facepro: error: database {data / 'facepro.db'}: file is not a database")

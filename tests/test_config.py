@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from edge.config import ConfigError, load_settings
-from tests.conftest import FACEPRO, REPO, subprocess_env
+from tests.support.cli import run_cli
 
 
 def write(path: Path, data: object) -> Path:
@@ -141,8 +140,7 @@ def test_cli_exits_2_with_one_line_naming_the_file(tmp_path: Path, args: list[st
     bad = write(tmp_path / "bad.json", {"mqtt": {"hots": "x"}})
     paths = {"missing": str(tmp_path / "missing.json"), "bad": str(bad)}
     argv = [a.format(**paths) for a in args]
-    proc = subprocess.run([*FACEPRO, *argv], capture_output=True, text=True, cwd=REPO, env=subprocess_env(),
-                          timeout=60)
+    proc = run_cli(None, *argv)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -151,16 +149,14 @@ def test_cli_exits_2_with_one_line_naming_the_file(tmp_path: Path, args: list[st
 
 
 def test_cli_bad_argument_exits_2() -> None:
-    proc = subprocess.run([*FACEPRO, "migrate", "down"], capture_output=True, text=True, cwd=REPO,
-                          env=subprocess_env(), timeout=60)
+    proc = run_cli(None, "migrate", "down")
     assert proc.returncode == 2
     assert "--to" in proc.stderr
 
 
 def test_config_show_masks_secrets(write_settings) -> None:
     path = write_settings({"mqtt": {"password": "s3cret-value-1"}})
-    proc = subprocess.run([*FACEPRO, "--config", str(path), "--log-level", "debug", "config", "show"],
-                          capture_output=True, text=True, cwd=REPO, env=subprocess_env(), timeout=60)
+    proc = run_cli(path, "config", "show", log_level="debug")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mqtt"]["password"] == "***"
     assert "s3cret-value-1" not in proc.stdout + proc.stderr

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from edge import doctor
-from tests.conftest import CLIP, FACEPRO, MODELS_DIR, subprocess_env
+from tests.conftest import CLIP, MODELS_DIR
+from tests.support.cli import run_cli
 from tests.support.procs import free_port
+from tests.support.service import start_service
 
 
 def run_doctor(settings: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    proc = subprocess.run([*FACEPRO, "--config", str(settings), "--log-level", "warning", "doctor", "--json",
-                           "--timeout", "5", *extra], env=subprocess_env(), capture_output=True, text=True,
-                          timeout=120)
+    proc = run_cli(settings, "doctor", "--json", "--timeout", "5", *extra, log_level="warning", timeout=120)
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -32,8 +32,7 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def migrate(settings: Path) -> None:
-    subprocess.run([*FACEPRO, "--config", str(settings), "migrate", "up"], env=subprocess_env(), check=True,
-                   capture_output=True, timeout=60)
+    run_cli(settings, "migrate", "up", check=True)
 
 
 def test_good_device_passes(tmp_path: Path, write_settings, mosquitto) -> None:
@@ -93,8 +92,7 @@ def test_broken_device_reports_each_failure_with_its_fix(tmp_path: Path, write_s
 
 def test_table_output_shows_fix_lines_and_exit_1(tmp_path: Path, write_settings) -> None:
     settings = write_settings({"paths": {"data_dir": str(tmp_path / "data"), "models_dir": str(tmp_path / "none")}})
-    proc = subprocess.run([*FACEPRO, "--config", str(settings), "--log-level", "warning", "doctor"],
-                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    proc = run_cli(settings, "doctor", log_level="warning", timeout=120)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "STATUS", "DETAIL"]
@@ -115,8 +113,7 @@ def test_bad_settings_file_is_a_fail_not_a_crash(tmp_path: Path) -> None:
 
 def test_corrupt_and_outdated_database(tmp_path: Path, write_settings, data_dir: Path) -> None:
     settings_path = write_settings()
-    subprocess.run([*FACEPRO, "--config", str(settings_path), "migrate", "up", "--to", "3"],
-                   env=subprocess_env(), check=True, capture_output=True, timeout=60)
+    run_cli(settings_path, "migrate", "up", "--to", "3", check=True)
     from edge.config import load_settings
 
     settings = load_settings(settings_path, env={})
@@ -171,8 +168,7 @@ def test_running_service_vouches_for_a_camera_it_holds(tmp_path: Path, write_set
         "web": {"host": "127.0.0.1", "port": port},
         "cameras": [{"name": "door", "source": str(CLIP), "loop": True}, {"name": "gone", "source": missing}],
     }, name="service.json")
-    proc = subprocess.Popen([*FACEPRO, "--config", str(service_settings), "run"], env=subprocess_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_service(service_settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, timeout=60)
         deadline = time.monotonic() + 60

@@ -8,10 +8,11 @@ from datetime import datetime
 import pytest
 
 from edge.config import load_settings
-from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, subprocess_env
-from tests.support.mqtt_hub import Hub
-from tests.test_mqtt_publisher import ROOT, db_rows
-from tests.test_mqtt_service import start_service, stop_process
+from tests.conftest import CLIP, MEDIA_DIR, MODELS_DIR
+from tests.support.cli import run_cli
+from tests.support.db import event_rows
+from tests.support.mqtt_hub import ROOT, Hub
+from tests.support.service import start_service, stop_process
 
 pytestmark = pytest.mark.skipif(not (CLIP.exists() and MODELS_DIR.is_dir()), reason="shared clip/models missing")
 
@@ -23,13 +24,12 @@ def test_events_from_the_shared_clip_arrive_with_all_fields(write_settings, mosq
         "telemetry": {"interval_s": 1}, "web": {"enabled": False}, "backup": {"schedule": None},
     })
     settings = load_settings(config)
-    enrolled = subprocess.run([*FACEPRO, "--config", str(config), "enroll", "Lin-Manuel Miranda",
-                               str(MEDIA_DIR / "lin-manuel-miranda.png")],
-                              env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    enrolled = run_cli(config, "enroll", "Lin-Manuel Miranda", str(MEDIA_DIR / "lin-manuel-miranda.png"),
+                       timeout=120)
     assert enrolled.returncode == 0, enrolled.stderr
 
     hub = Hub(mosquitto.port).start()
-    proc = start_service(config)
+    proc = start_service(config, stderr=subprocess.STDOUT)
     try:
         hub.wait_until(lambda: any(m.json()["person"] == "Lin-Manuel Miranda" for m in hub.on(f"{ROOT}/events"))
                        and any(m.json()["person"] is None for m in hub.on(f"{ROOT}/events")),
@@ -41,7 +41,7 @@ def test_events_from_the_shared_clip_arrive_with_all_fields(write_settings, mosq
         hub.stop()
     assert proc.returncode == 0, output
 
-    rows = {r["id"]: r for r in db_rows(settings.db_path)}
+    rows = {r["id"]: r for r in event_rows(settings.db_path)}
     events = [m.json() for m in hub.on(f"{ROOT}/events")]
     assert events
     for event in events:

@@ -4,22 +4,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edge.config import load_settings
-from edge.context import ServiceContext
-from edge.db import connect
 from edge.mqtt.client import probe_broker
 from edge.mqtt.publisher import MqttPublisher
-from edge.service import migrate_database
-from tests.support.mqtt_hub import Hub, auth_broker, persistent_broker
+from tests.conftest import DEVICE
+from tests.support.context import make_ctx
+from tests.support.db import event_rows, insert_event
+from tests.support.mqtt_hub import ROOT, Hub, auth_broker, persistent_broker
 from tests.support.procs import free_port
-
-DEVICE = "test-device"
-ROOT = f"facepro/{DEVICE}"
+from tests.support.waiting import wait_until
 
 
 def mqtt_settings(write_settings, port: int, **mqtt: Any):
@@ -28,57 +25,11 @@ def mqtt_settings(write_settings, port: int, **mqtt: Any):
     return load_settings(write_settings(overrides))
 
 
-def make_ctx(settings) -> ServiceContext:
-    migrate_database(settings)
-    return ServiceContext(settings=settings, device_id=DEVICE)
-
-
-def insert_event(db_path: Path, person: str | None = "alice", camera: str = "door", confidence: float = 0.87,
-                 created_at: str | None = None, snapshot: str | None = "2026/11/26/ev.jpg") -> int:
-    conn = connect(db_path)
-    try:
-        kind = "face_recognized" if person else "face_unknown"
-        if created_at is None:
-            cur = conn.execute(
-                "INSERT INTO events (event_type, object_label, confidence, snapshot_path, camera_name)"
-                " VALUES (?, ?, ?, ?, ?)", (kind, person, confidence, snapshot, camera))
-        else:
-            cur = conn.execute(
-                "INSERT INTO events (event_type, object_label, confidence, snapshot_path, camera_name, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (kind, person, confidence, snapshot, camera, created_at))
-        return int(cur.lastrowid)
-    finally:
-        conn.close()
-
-
-def db_rows(db_path: Path) -> list[dict[str, Any]]:
-    conn = connect(db_path)
-    try:
-        return [dict(r) for r in conn.execute("SELECT id, published_at, skipped_at FROM events ORDER BY id")]
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def hub(mosquitto):
     hub = Hub(mosquitto.port).start()
     yield hub
     hub.stop()
-
-
-@pytest.fixture
-def publisher_factory():
-    started: list[MqttPublisher] = []
-
-    def make(ctx: ServiceContext) -> MqttPublisher:
-        publisher = MqttPublisher(ctx)
-        publisher.start()
-        started.append(publisher)
-        return publisher
-
-    yield make
-    for publisher in started:
-        publisher.stop()
 
 
 class FakePipeline:
@@ -217,10 +168,8 @@ def test_events_arrive_with_all_fields_and_are_marked_on_puback(write_settings, 
     kinds = {m.json()["event_type"] for m in hub.on(f"{ROOT}/recognition")}
     assert kinds == {"face_recognized", "face_unknown"}
 
-    deadline = time.monotonic() + 5
-    while any(r["published_at"] is None for r in db_rows(ctx.db_path)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(r["published_at"] is not None for r in db_rows(ctx.db_path))
+    wait_until(lambda: all(r["published_at"] is not None for r in event_rows(ctx.db_path)), 5, fail=False)
+    assert all(r["published_at"] is not None for r in event_rows(ctx.db_path))
     hub.wait_until(lambda: publisher.status()["unpublished"] == 0, what="status shows nothing unpublished")
 
 
@@ -259,10 +208,8 @@ def test_broker_outage_loses_no_event(tmp_path, write_settings, publisher_factor
         assert set(received) == set(produced)
         first_seen = list(dict.fromkeys(received))
         assert first_seen == sorted(first_seen), "replay must keep id order"
-        deadline = time.monotonic() + 10
-        while any(r["published_at"] is None for r in db_rows(ctx.db_path)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(r["published_at"] is not None for r in db_rows(ctx.db_path))
+        wait_until(lambda: all(r["published_at"] is not None for r in event_rows(ctx.db_path)), 10, fail=False)
+        assert all(r["published_at"] is not None for r in event_rows(ctx.db_path))
         assert publisher.status()["last_connected_at"] != first_connect  # it really reconnected
     finally:
         hub.stop()
@@ -279,7 +226,7 @@ def test_outbox_bound_skips_old_and_excess_rows(write_settings, mosquitto, hub, 
     time.sleep(0.5)
     received = sorted({m.json()["id"] for m in hub.on(f"{ROOT}/events")})
     assert received == fresh[-5:]
-    rows = {r["id"]: r for r in db_rows(ctx.db_path)}
+    rows = {r["id"]: r for r in event_rows(ctx.db_path)}
     skipped = old + fresh[:4]
     assert all(rows[i]["skipped_at"] is not None and rows[i]["published_at"] is None for i in skipped)
     status = publisher.status()
@@ -343,9 +290,7 @@ def test_backup_command_starts_a_real_backup(tmp_path, write_settings, mosquitto
     answer = hub.wait_topic(f"{ROOT}/command/result", after=t0).json()
     assert answer["ok"] is True, answer
     job = answer["result"]["job"]
-    deadline = time.monotonic() + 30
-    while ctx.backups.job(job)["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: ctx.backups.job(job)["state"] != "running", 30, "the backup job", fail=False)
     assert ctx.backups.job(job)["state"] == "ok", ctx.backups.job(job)
     assert ctx.backups.list("local")
 
@@ -404,4 +349,4 @@ def test_clean_stop_sends_events_recorded_just_before_it(write_settings, mosquit
     hub.wait_topic(f"{ROOT}/availability", payload="offline")  # the broker keeps one client's order
     received = {m.json()["id"] for m in hub.on(f"{ROOT}/events")}
     assert set(ids) <= received
-    assert all(row["published_at"] for row in db_rows(ctx.db_path) if row["id"] in ids)
+    assert all(row["published_at"] for row in event_rows(ctx.db_path) if row["id"] in ids)

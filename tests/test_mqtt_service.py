@@ -13,26 +13,12 @@ import time
 
 from edge.config import load_settings
 from edge.service import migrate_database
-from tests.conftest import FACEPRO, subprocess_env
+from tests.conftest import DEVICE
+from tests.support.db import event_rows, insert_event
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_hub import Hub
-from tests.test_mqtt_publisher import DEVICE, ROOT, db_rows, insert_event
-
-
-def start_service(config) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*FACEPRO, "--config", str(config), "run"], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> str:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out.decode(errors="replace")
+from tests.support.mqtt_hub import ROOT, Hub
+from tests.support.service import start_service, stop_process
+from tests.support.waiting import wait_until
 
 
 def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write_settings):
@@ -47,7 +33,7 @@ def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write
     migrate_database(settings)
     before = [insert_event(settings.db_path, person="bob"), insert_event(settings.db_path, person=None)]
 
-    proc = start_service(config)
+    proc = start_service(config, stderr=subprocess.STDOUT)
     hub = None
     try:
         time.sleep(3)
@@ -67,15 +53,14 @@ def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write
 
         # Events recorded while the service is down are sent when it comes back.
         while_down = [insert_event(settings.db_path, person="carol") for _ in range(3)]
-        proc = start_service(config)
+        proc = start_service(config, stderr=subprocess.STDOUT)
         t_start = time.monotonic()
         hub.wait_topic(f"{ROOT}/availability", payload="online", after=t_start, timeout=20)
         hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= set(while_down),
                        what="events stored while the service was down")
-        deadline = time.monotonic() + 10
-        while any(r["published_at"] is None for r in db_rows(settings.db_path)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert all(r["published_at"] is not None for r in db_rows(settings.db_path))
+        wait_until(lambda: all(r["published_at"] is not None for r in event_rows(settings.db_path)), 10,
+                   interval=0.2, fail=False)
+        assert all(r["published_at"] is not None for r in event_rows(settings.db_path))
 
         t_stop = time.monotonic()
         output = stop_process(proc, signal.SIGTERM)

@@ -10,10 +10,11 @@ import pytest
 
 from edge.config import ConfigError, load_settings
 from edge.mqtt.client import make_client, probe_broker
+from tests.conftest import DEVICE
+from tests.support.context import make_ctx
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_hub import Hub
+from tests.support.mqtt_hub import ROOT, Hub
 from tests.support.procs import free_port
-from tests.test_mqtt_publisher import DEVICE, ROOT, make_ctx, publisher_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

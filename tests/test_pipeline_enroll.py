@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.cli import main
 from edge.config import load_settings
 from edge.db import connect
 from edge.db import faces as store
 from edge.pipeline.enroll import EnrollError, analyse_image, enroll, remove, validate_name
 from edge.pipeline.gallery import Gallery, GalleryMismatchError
-from edge.pipeline.pack import load_model_pack
 from edge.service import migrate_database
-from tests.conftest import FACEPRO, MEDIA_DIR, MODELS_DIR, subprocess_env
+from tests.conftest import MEDIA_DIR
+from tests.support.cli import call_main, run_cli
 
 OBAMA = MEDIA_DIR / "obama.jpg"
 OBAMA2 = MEDIA_DIR / "obama2.jpg"
@@ -26,9 +24,7 @@ LIN = MEDIA_DIR / "lin-manuel-miranda.png"
 TWO = MEDIA_DIR / "two_people.jpg"
 
 
-@pytest.fixture(scope="module")
-def pack():
-    return load_model_pack(MODELS_DIR, max_faces=4)
+PACK_OPTIONS = {"max_faces": 4}  # the conftest ``pack`` fixture
 
 
 @pytest.fixture
@@ -53,10 +49,6 @@ def no_face_image(tmp_path) -> Path:
     return path
 
 
-def run_cli(settings_path: Path, *args: str) -> int:
-    return main(["--config", str(settings_path), "--log-level", "warning", *args])
-
-
 def face_files(data_dir: Path) -> list[Path]:
     root = data_dir / "faces"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
@@ -65,7 +57,7 @@ def face_files(data_dir: Path) -> list[Path]:
 # -- CLI ------------------------------------------------------------------------------
 
 def test_enroll_one_face(settings_path, data_dir, capsys):
-    assert run_cli(settings_path, "enroll", "Barack Obama", str(OBAMA), str(OBAMA2)) == 0
+    assert call_main(settings_path, "enroll", "Barack Obama", str(OBAMA), str(OBAMA2)) == 0
     out = capsys.readouterr().out
     assert "enrolled Barack Obama: 2 face(s) added (backend mobilefacenet, dim 128)" in out
     files = face_files(data_dir)
@@ -89,7 +81,7 @@ def test_enroll_one_face(settings_path, data_dir, capsys):
 @pytest.mark.parametrize("case", ["no_face", "two_faces", "unreadable", "missing"])
 def test_enroll_rejects_bad_images_and_writes_nothing(case, settings_path, data_dir, no_face_image,
                                                       tmp_path, capsys):
-    assert run_cli(settings_path, "enroll", "obama", str(OBAMA)) == 0
+    assert call_main(settings_path, "enroll", "obama", str(OBAMA)) == 0
     before_files = face_files(data_dir)
     capsys.readouterr()
     bad = {
@@ -101,7 +93,7 @@ def test_enroll_rejects_bad_images_and_writes_nothing(case, settings_path, data_
     if case == "unreadable":
         bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     # a good image first: nothing of it may be written either
-    code = run_cli(settings_path, "enroll", "biden", str(BIDEN), str(bad))
+    code = call_main(settings_path, "enroll", "biden", str(BIDEN), str(bad))
     err = capsys.readouterr().err
     assert code == 2
     assert str(bad) in err and err.count("\n") == 1
@@ -116,7 +108,7 @@ def test_enroll_rejects_bad_images_and_writes_nothing(case, settings_path, data_
 
 
 def test_rejected_first_enrolment_creates_no_database(settings_path, data_dir, capsys):
-    assert run_cli(settings_path, "enroll", "pair", str(TWO)) == 2
+    assert call_main(settings_path, "enroll", "pair", str(TWO)) == 2
     assert "two_people.jpg: 2 faces found" in capsys.readouterr().err
     assert not (data_dir / "facepro.db").exists()
     assert face_files(data_dir) == []
@@ -124,46 +116,45 @@ def test_rejected_first_enrolment_creates_no_database(settings_path, data_dir, c
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "x" * 65])
 def test_enroll_rejects_bad_names(name, settings_path, data_dir, capsys):
-    assert run_cli(settings_path, "enroll", name, str(OBAMA)) == 2
+    assert call_main(settings_path, "enroll", name, str(OBAMA)) == 2
     assert "name" in capsys.readouterr().err
     assert face_files(data_dir) == []
 
 
 def test_users_list_and_remove(settings_path, data_dir, capsys):
-    assert run_cli(settings_path, "users", "list") == 0
+    assert call_main(settings_path, "users", "list") == 0
     assert "no one enrolled" in capsys.readouterr().out
-    assert run_cli(settings_path, "enroll", "obama", str(OBAMA), str(OBAMA2)) == 0
-    assert run_cli(settings_path, "enroll", "lin", str(LIN)) == 0
+    assert call_main(settings_path, "enroll", "obama", str(OBAMA), str(OBAMA2)) == 0
+    assert call_main(settings_path, "enroll", "lin", str(LIN)) == 0
     capsys.readouterr()
 
-    assert run_cli(settings_path, "users", "list", "--json") == 0
+    assert call_main(settings_path, "users", "list", "--json") == 0
     users = json.loads(capsys.readouterr().out)
     assert [(u["name"], u["embeddings"], u["dims"], u["backends"]) for u in users] == [
         ("lin", 1, [128], ["mobilefacenet"]), ("obama", 2, [128], ["mobilefacenet"])]
     assert all((data_dir / "faces" / img).is_file() for u in users for img in u["images"])
 
-    assert run_cli(settings_path, "users", "list") == 0
+    assert call_main(settings_path, "users", "list") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("NAME") and table[1].startswith("lin") and table[2].startswith("obama")
 
-    assert run_cli(settings_path, "users", "remove", "nobody") == 2
+    assert call_main(settings_path, "users", "remove", "nobody") == 2
     assert "no enrolled person named 'nobody'" in capsys.readouterr().err
 
-    assert run_cli(settings_path, "users", "remove", "obama") == 0
+    assert call_main(settings_path, "users", "remove", "obama") == 0
     assert "removed obama: 2 face(s)" in capsys.readouterr().out
     assert not (data_dir / "faces" / "obama").exists()
     assert (data_dir / "faces" / "lin").is_dir()
     conn = connect(data_dir / "facepro.db")
     assert conn.execute("SELECT COUNT(*) FROM face_encodings").fetchone()[0] == 1
     conn.close()
-    assert run_cli(settings_path, "users", "list", "--json") == 0
+    assert call_main(settings_path, "users", "list", "--json") == 0
     assert [u["name"] for u in json.loads(capsys.readouterr().out)] == ["lin"]
 
 
 def test_enroll_console_script_exit_code(settings_path, tmp_path):
     """The real `facepro` process: exit 2 and one error line naming the image."""
-    proc = subprocess.run([*FACEPRO, "--config", str(settings_path), "enroll", "pair", str(TWO)],
-                          capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    proc = run_cli(settings_path, "enroll", "pair", str(TWO))
     assert proc.returncode == 2
     assert f"facepro: error: {TWO}: 2 faces found" in proc.stderr
 
@@ -262,12 +253,12 @@ def test_gallery_notices_changes_made_by_another_connection(db, settings_path, d
     assert not gallery.changed(db)
     other.close()
 
-    assert run_cli(settings_path, "enroll", "obama", str(OBAMA)) == 0
+    assert call_main(settings_path, "enroll", "obama", str(OBAMA)) == 0
     assert gallery.changed(db)
     gallery = gallery.reload_if_changed(db)
     assert gallery.names == ["obama"] and not gallery.changed(db)
 
-    assert run_cli(settings_path, "users", "remove", "obama") == 0
+    assert call_main(settings_path, "users", "remove", "obama") == 0
     assert gallery.changed(db)
     assert len(gallery.reload_if_changed(db)) == 0
 
@@ -276,7 +267,7 @@ def test_enroll_without_a_model_pack_names_the_directory(write_settings, tmp_pat
     empty = tmp_path / "models"
     empty.mkdir()
     settings_path = write_settings({"paths": {"data_dir": str(data_dir), "models_dir": str(empty)}})
-    assert run_cli(settings_path, "enroll", "obama", str(OBAMA)) == 1
+    assert call_main(settings_path, "enroll", "obama", str(OBAMA)) == 1
     err = capsys.readouterr().err
     assert str(empty) in err and "no .onnx files" in err
     assert face_files(data_dir) == [] and not (data_dir / "facepro.db").exists()

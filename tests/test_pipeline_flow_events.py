@@ -13,16 +13,10 @@ import pytest
 
 from edge.bus import EventBus
 from edge.db.events import EventStore
-from edge.db.migrator import Migrator
 from edge.events import EventSink, Retention, free_mb
+from tests.support.db import migrated_db
 
 LIN = "Lin-Manuel Miranda"
-
-
-def migrated_db(path: Path) -> Path:
-    with Migrator(path) as migrator:
-        migrator.migrate()
-    return path
 
 
 @pytest.fixture
@@ -166,21 +160,18 @@ def test_low_disk_prunes_oldest_snapshots_and_never_fills_the_disk(tmp_path: Pat
 def test_events_list_cli_filters_and_json(store: EventStore, data_dir: Path, write_settings, tmp_path: Path) -> None:
     import json
 
-    from tests.conftest import FACEPRO, subprocess_env
+    from tests.support.cli import run_cli
 
     sink = EventSink(store, data_dir, cooldown_s=0, min_free_mb=0)
     sink.handle("door", frame(), [LIN], [0.7], [0.9], clock=0)
     sink.handle("yard", frame(), [None], [-1.0], [0.8], clock=0)
     settings = write_settings({"database": {"path": str(store.db_path)}})
-    out = subprocess.run([*FACEPRO, "--config", str(settings), "events", "list", "--json", "--camera", "door"],
-                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    out = run_cli(settings, "events", "list", "--json", "--camera", "door")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == 1 and rows[0]["person"] == LIN and rows[0]["camera"] == "door"
     assert rows[0]["timestamp"].endswith("Z")
-    out = subprocess.run([*FACEPRO, "--config", str(settings), "events", "list", "--person", "unknown"],
-                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    out = run_cli(settings, "events", "list", "--person", "unknown")
     assert out.returncode == 0 and "yard" in out.stdout and "face_unknown" in out.stdout and "door" not in out.stdout
-    out = subprocess.run([*FACEPRO, "--config", str(settings), "events", "list", "--limit", "0"],
-                         capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    out = run_cli(settings, "events", "list", "--limit", "0")
     assert out.returncode == 2 and "--limit" in out.stderr

@@ -16,15 +16,7 @@ from edge.pipeline.sources import has_gstreamer, probe_source, source_kind
 from edge.service import migrate_database
 from tests.conftest import CLIP, FACEPRO, subprocess_env
 from tests.support.mjpeg import MjpegCamera, clip_jpegs
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

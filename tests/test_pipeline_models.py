@@ -21,10 +21,9 @@ PHOTOS = sorted(p.name for p in MEDIA_DIR.iterdir() if p.suffix in (".jpg", ".pn
 EXPECTED_FACES = {"obama_and_biden.jpg": 3, "two_people.jpg": 2}
 
 
-@pytest.fixture(scope="module")
-def pack():
-    # insightface's reference runs at 640: compare like with like (the shipped default is 512).
-    return load_model_pack(MODELS_DIR, threads=0, det_max_side=640)
+# The conftest ``pack`` fixture. insightface's reference runs at 640: compare like with like
+# (the shipped default is 512).
+PACK_OPTIONS = {"threads": 0, "det_max_side": 640}
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 
 from edge.bus import EventBus
 from edge.db.metrics_store import MetricsStore
-from edge.db.migrator import Migrator
 from edge.telemetry.alerts import AlertManager, backup_figures, signals_from_snapshot
+from tests.conftest import REPO
+from tests.support.db import migrated_db
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ALERTS = json.loads((REPO / "config" / "settings.json").read_text())["alerts"]
 
 
@@ -101,9 +101,7 @@ def test_disabled_rule_and_global_switch() -> None:
 
 
 def test_transitions_are_logged_published_and_recorded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    db = tmp_path / "facepro.db"
-    with Migrator(db) as migrator:
-        migrator.migrate()
+    db = migrated_db(tmp_path / "facepro.db")
     store = MetricsStore(db)
     bus = EventBus()
     published: list[dict] = []

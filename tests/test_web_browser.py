@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, REPO, subprocess_env
 from tests.support.procs import free_port, wait_for_port
 from tests.support.web import CHROMEDRIVER, CHROMIUM, chromium_driver
+from tests.support.waiting import wait_until
 
 ARTIFACTS = REPO / "test-artifacts" / "web"
 
@@ -79,16 +80,6 @@ def browser(service: dict[str, Any]) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-def wait_until(condition: Any, timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_dashboard_live_login_and_backup_wizard(service: dict[str, Any], browser: Any) -> None:

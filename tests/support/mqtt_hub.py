@@ -13,7 +13,10 @@ from typing import Any, Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.conftest import DEVICE
 from tests.support.mosquitto import Mosquitto
+
+ROOT = f"facepro/{DEVICE}"  # the device's topic root
 
 
 @dataclass

@@ -1,16 +1,39 @@
-"""Start ``facepro run`` as a subprocess and read its log until a line appears."""
+"""Start ``facepro run`` as a subprocess, read its log until a line appears, stop it."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from tests.conftest import FACEPRO, REPO, subprocess_env
 
+Output = int | IO[str] | IO[bytes] | None
 
-def start_service(settings: Path, *extra: str) -> subprocess.Popen[str]:
+
+def start_service(settings: Path, *extra: str, env: dict[str, str] | None = None,
+                  stdout: Output = subprocess.PIPE, stderr: Output = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``facepro --config SETTINGS EXTRA run``; text pipes by default (``stderr=subprocess.STDOUT`` merges them).
+
+    Pass ``subprocess.DEVNULL`` or a file for a service whose output nobody reads: a full pipe
+    would block it.
+    """
     return subprocess.Popen([*FACEPRO, "--config", str(settings), *extra, "run"], cwd=REPO,
-                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=subprocess_env() if env is None else env, stdout=stdout, stderr=stderr,
+                            text=True, errors="replace")
+
+
+def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Send ``sig`` (if it still runs), wait up to 20 s (then kill) and return what it printed."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return (out or "") + (err or "")
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
