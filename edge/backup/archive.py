@@ -21,10 +21,11 @@ import re
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from edge.backup import crypto
 from edge.backup.errors import BackupError
@@ -319,7 +320,7 @@ class _NullWriter:
     def write(self, data: bytes) -> int:
         return len(data)
 
-    def __enter__(self) -> "_NullWriter":
+    def __enter__(self) -> _NullWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

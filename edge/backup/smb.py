@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from edge.backup.archive import COPY_CHUNK
 from edge.backup.targets import Target, TargetError

@@ -14,8 +14,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from edge.backup.archive import COPY_CHUNK, NAME_RE, parse_name
 from edge.backup.faults import pause_point

@@ -46,7 +46,7 @@ class BackupRunStore:
                 " error, includes, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (operation, target, archive, result, size_bytes, sha256, duration_s, error,
                  ",".join(includes) if includes else None, db_text(started_at), db_text()))
-            return int(cur.lastrowid)
+            return None if cur.lastrowid is None else int(cur.lastrowid)
         finally:
             conn.close()
 
