@@ -226,7 +226,7 @@ def restore_archive(settings: Settings, archive: str | Path, includes: list[str]
             if not (data_dir / JOURNAL).exists():
                 shutil.rmtree(staging, ignore_errors=True)
             store.record("restore", "failed", archive=Path(label).name, error=str(exc),
-                                 duration_s=time.monotonic() - started, includes=includes)
+                         duration_s=time.monotonic() - started, includes=includes)
             raise BackupError(str(exc)) from exc
         except BaseException:
             if not (data_dir / JOURNAL).exists():
@@ -236,7 +236,7 @@ def restore_archive(settings: Settings, archive: str | Path, includes: list[str]
     result["restart_required"] = "settings" in wanted  # a running service keeps its loaded settings
     result["duration_s"] = round(time.monotonic() - started, 3)
     store.record("restore", "ok", archive=Path(label).name, duration_s=result["duration_s"],
-                         includes=wanted)
+                 includes=wanted)
     report(1.0, "done")
     log.info("restored %s from %s", ", ".join(wanted), label)
     return result
