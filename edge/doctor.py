@@ -354,7 +354,7 @@ def check_backup_target(target: dict[str, Any], min_free_bytes: int, device_id: 
     name = f"backup {target['name']}"
     if not target.get("enabled", True):
         return Check(name, INFO, "disabled in settings")
-    check_target = _probe("edge.backup.targets", "check_target")
+    check_target = _probe("edge.backup.target_specs", "check_target")
     result = check_target(target, min_free_bytes=min_free_bytes, device_id=device_id)
     if result.get("ok"):
         return Check(name, PASS, str(result.get("detail")))

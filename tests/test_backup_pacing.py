@@ -7,8 +7,9 @@ import os
 import threading
 from pathlib import Path
 
-from edge.backup import archive as arc
-from edge.backup.targets import TEMP_PREFIX, make_target
+from edge.backup import pacing as arc
+from edge.backup.target_specs import make_target
+from edge.backup.targets import TEMP_PREFIX
 from edge.db.connection import connect, online_backup
 
 

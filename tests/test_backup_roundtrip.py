@@ -264,7 +264,7 @@ def test_import_verifies_then_stores_and_delete(tmp_path: Path) -> None:
 
 def test_one_settings_file_gives_each_device_its_own_folder(tmp_path: Path) -> None:
     """Fleet: one image's settings, one shared target, `{device_id}` in subdir."""
-    from edge.backup.targets import check_target
+    from edge.backup.target_specs import check_target
 
     shared = tmp_path / "share"
     target = {"name": "nas", "type": "local", "path": str(shared), "subdir": "fleet/{device_id}"}

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edge.backup.errors import BackupError
-from edge.backup.targets import TEMP_PREFIX, check_target, make_target
+from edge.backup.target_specs import check_target, make_target
+from edge.backup.targets import TEMP_PREFIX
 from tests.support.backup_env import integrity, make_env, table_rows
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting tmpfs needs root")

@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from edge.backup import crypto
+from edge.backup.errors import BackupError
+from edge.backup.pacing import DirtyLimiter
+from edge.errors import FaceproError
+from edge.timestamps import compact, iso_utc
 
 FORMAT = "facepro-backup"
 FORMAT_VERSION = 1
@@ -39,17 +43,44 @@ PARTS = ("db", "faces", "settings")
 NAME_RE = re.compile(r"^facepro_backup_(?P<device>[A-Za-z0-9_-]+)_(?P<stamp>\d{8}T\d{6}Z)\.zip(?P<enc>\.enc)?$")
 MAX_MANIFEST = 64 << 20
 COPY_CHUNK = 1 << 20
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 Progress = Callable[[float, str], None]
 
 
-class ArchiveError(Exception):
+class ArchiveError(FaceproError):
     """The archive is unusable; the message names the archive and the reason."""
 
 
+def parse_includes(value: str | Iterable[str], label: str = "--include") -> list[str]:
+    """The parts named in ``value`` (``"db,faces"`` or a list of names), in archive order.
+
+    Raises :class:`BackupError` (exit code 2) naming ``label`` for an unknown part, an
+    empty choice or a value of the wrong type. The one check of an ``include`` choice.
+    """
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(p, str) for p in value):
+        parts = list(value)
+    else:
+        raise BackupError(f"{label}: expected a list of db, faces, settings", exit_code=2)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise BackupError(f"{label}: {', '.join(map(repr, unknown))} is not one of db, faces, settings",
+                          exit_code=2)
+    if not parts:
+        raise BackupError(f"{label}: choose at least one of db, faces, settings", exit_code=2)
+    return [p for p in PARTS if p in parts]
+
+
 def archive_name(device_id: str, created: datetime, encrypted: bool) -> str:
-    stamp = created.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"facepro_backup_{device_id}_{stamp}.zip" + (".enc" if encrypted else "")
+    return f"facepro_backup_{device_id}_{compact(created)}.zip" + (".enc" if encrypted else "")
+
+
+def parse_stamp(text: str) -> datetime:
+    """A ``YYYY-MM-DDTHH:MM:SSZ`` time (an archive's ``created_at``) as an aware datetime;
+    ``ValueError`` for anything else."""
+    return datetime.strptime(text, ISO_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
@@ -58,8 +89,7 @@ def parse_name(name: str) -> dict[str, Any] | None:
     if not m:
         return None
     created = datetime.strptime(m.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    return {"device": m.group("device"), "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "encrypted": bool(m.group("enc"))}
+    return {"device": m.group("device"), "created_at": iso_utc(created), "encrypted": bool(m.group("enc"))}
 
 
 def sha256_file(path: Path) -> str:
@@ -68,78 +98,6 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(COPY_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-REMOVE_STEP = 16 << 20
-
-
-def remove_file_gently(path: Path, step: int = REMOVE_STEP) -> None:
-    """Delete a file; a large one is shrunk ``step`` bytes at a time first.
-
-    Unlinking a file of hundreds of MB frees all its extents in one ext4 journal
-    transaction, and every fsync on that filesystem meanwhile waits for it (the
-    service's WAL checkpoints: 30-45 ms for 200 MB here). Truncating in steps spreads
-    the work over small transactions (under 10 ms each). Only for files nobody needs
-    any more: a cut-off run leaves a shorter file, never a changed one.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return
-    except OSError:  # a link, a directory, no write permission: a plain unlink decides
-        Path(path).unlink(missing_ok=True)
-        return
-    try:
-        info = os.fstat(fd)
-        size = info.st_size if stat.S_ISREG(info.st_mode) else 0
-        while size > step:
-            size -= step
-            os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
-    Path(path).unlink(missing_ok=True)
-
-
-def remove_tree_gently(root: Path, step: int = REMOVE_STEP) -> None:
-    """``shutil.rmtree(root, ignore_errors=True)``, large files removed gently first."""
-    for folder, dirs, files in os.walk(root):
-        for name in files:
-            path = Path(folder) / name
-            try:
-                if path.lstat().st_size > step:
-                    remove_file_gently(path, step)
-            except OSError:
-                pass
-    shutil.rmtree(root, ignore_errors=True)
-
-
-class DirtyLimiter:
-    """fdatasync a file being written every ``every`` bytes.
-
-    A backup writes hundreds of MB; left to the kernel, that dirty data is flushed in one
-    burst, and the service's own commits (SQLite's WAL checkpoint fsyncs) queue behind it.
-    Flushing as we go keeps each wait short (the writer-stall benchmark shows the effect).
-    """
-
-    def __init__(self, fh: Any, every: int = 8 << 20) -> None:
-        self.fh = fh
-        self.every = every
-        self.pending = 0
-
-    def wrote(self, n: int) -> None:
-        self.pending += n
-        if self.pending >= self.every:
-            self.pending = 0
-            self.fh.flush()
-            os.fdatasync(self.fh.fileno())
 
 
 @dataclass
@@ -273,8 +231,8 @@ def verify_archive(archive: Path, staging: Path, keys: crypto.KeySource | None,
             if progress:
                 progress(min(0.5, 0.5 * done / total), "decrypting")
 
-        with open(archive, "rb") as src, open(zip_path, "wb") as dst:
-            crypto.decrypt_stream(src, dst, keys, label, progress=tick)
+        with open(archive, "rb") as sealed, open(zip_path, "wb") as opened:
+            crypto.decrypt_stream(sealed, opened, keys, label, progress=tick)
     try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -362,7 +320,7 @@ class _NullWriter:
     def write(self, data: bytes) -> int:
         return len(data)
 
-    def __enter__(self) -> "_NullWriter":
+    def __enter__(self) -> _NullWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,12 +22,15 @@ import base64
 import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from edge.errors import FaceproError
 
 MAGIC = b"FPBKENC1"
 CHUNK_SIZE = 1 << 20
@@ -37,7 +40,7 @@ _CHECK_AAD = b"facepro backup key check"
 MAX_HEADER = 4096
 
 
-class CryptoError(Exception):
+class CryptoError(FaceproError):
     """Decryption failed; the message says whether the key is wrong or the data damaged."""
 
 

@@ -1,56 +1,57 @@
 """BackupManager: create, list, verify, prune, delete, import and restore backups.
 
-One operation at a time per data directory (a file lock, so the CLI and the running
-service never interleave). Every attempt is recorded in ``backup_runs`` and published on
-the bus topic ``backup``. See README "Backups" for the behaviour as a user sees it.
+A thin front door over the backup package: :mod:`~edge.backup.target_specs` (settings to
+targets), :mod:`~edge.backup.lock` (one operation at a time per data directory, so the CLI
+and the running service never interleave), :mod:`~edge.backup.builder` and
+:mod:`~edge.backup.delivery` (create), :mod:`~edge.backup.retention`,
+:mod:`~edge.backup.restore`, :mod:`~edge.backup.jobs` (background jobs, published on the bus
+topic ``backup``) and :mod:`~edge.backup.status`. Every attempt is recorded in
+``backup_runs``. See README "Backups" for the behaviour as a user sees it.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
-import os
 import shutil
-import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import edge
 from edge.backup import archive as arc
 from edge.backup import crypto
-from edge.backup.faults import pause_point
+from edge.backup.builder import ArchiveBuilder
+from edge.backup.delivery import deliver
 from edge.backup.errors import BackupError
-from edge.schedule import parse_schedule
-from edge.backup.targets import LocalTarget, Target, TargetError, for_device, make_target
+from edge.backup.faults import pause_point
+from edge.backup.jobs import Bus, JobRunner
+from edge.backup.lock import BackupLock
+from edge.backup.pacing import remove_tree_gently
+from edge.backup.restore import recover_interrupted_restore, restore_archive
+from edge.backup.retention import prune_target
+from edge.backup.status import backup_status
+from edge.backup.target_specs import TargetSpecs, make_target
+from edge.backup.targets import LocalTarget, Target, TargetError
 from edge.config import Settings
 from edge.db.backup_runs import BackupRunStore
-from edge.db.connection import connect, online_backup
+from edge.metrics import Metrics
+from edge.schedule import parse_schedule
 
 log = logging.getLogger(__name__)
 
 STAGING_DIR = ".backup-staging"
 VERIFY_DIR = ".backup-verify"
-LOCK_FILE = ".backup.lock"
 PRE_RESTORE_KEEP = 3
 Progress = Callable[[float, str], None]
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
-
-
-def _db_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+Include = list[str] | str | None
+Names = list[str]  # the class's list() method hides the builtin inside the class body
 
 
 class BackupManager:
-    def __init__(self, settings: Settings, device_id: str, bus: Any = None, metrics: Any = None) -> None:
+    def __init__(self, settings: Settings, device_id: str, bus: Bus | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.device_id = device_id
         self.bus = bus
@@ -60,30 +61,16 @@ class BackupManager:
         self.store = BackupRunStore(self.db_path, settings.get("database.busy_timeout_ms", 5000))
         self.schedule = parse_schedule(settings.get("backup.schedule"))
         self.created_at = datetime.now(timezone.utc)
-        self._thread_lock = threading.Lock()
-        self._jobs: dict[str, dict[str, Any]] = {}
-        self._last_stamp: datetime | None = None
+        self.specs = TargetSpecs(settings, device_id)
+        self.lock = BackupLock(self.data_dir)
+        self.builder = ArchiveBuilder(settings, device_id, self.store)
+        self.jobs = JobRunner(bus)
         self._status_cache: tuple[float, dict[str, Any]] | None = None
 
     # -- settings ------------------------------------------------------------------------
     @property
     def target_specs(self) -> list[dict[str, Any]]:
-        return [for_device(spec, self.device_id) for spec in self.settings.get("backup.targets") or []]
-
-    def _spec(self, name: str) -> dict[str, Any]:
-        for spec in self.target_specs:
-            if spec["name"] == name:
-                return spec
-        known = ", ".join(s["name"] for s in self.target_specs) or "none configured"
-        raise BackupError(f"no backup target named {name!r} (backup.targets: {known})", exit_code=2)
-
-    def _targets(self, name: str | None) -> list[Target]:
-        if name is not None:
-            return [make_target(self._spec(name))]
-        specs = [s for s in self.target_specs if s.get("enabled", True)]
-        if not specs:
-            raise BackupError("no backup targets configured (add one to backup.targets)", exit_code=2)
-        return [make_target(s) for s in specs]
+        return self.specs.all()
 
     def write_keys(self) -> crypto.KeySource | None:
         enc = self.settings.get("backup.encrypt") or {}
@@ -99,39 +86,17 @@ class BackupManager:
             return crypto.KeySource(enc.get("passphrase"), enc.get("key_file"))
         return None
 
-    def _includes(self, include: list[str] | str | None) -> list[str]:
+    def _includes(self, include: Include) -> list[str]:
         if include is None:
             include = list(self.settings.get("backup.include") or arc.PARTS)
-        if isinstance(include, str):
-            include = [p.strip() for p in include.split(",") if p.strip()]
-        bad = [p for p in include if p not in arc.PARTS]
-        if bad or not include:
-            raise BackupError(f"--include: {bad[0] if bad else '(empty)'!r} is not one of db, faces, settings", exit_code=2)
-        return [p for p in arc.PARTS if p in include]
+        return arc.parse_includes(include)
 
-    # -- locking -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
         """One backup/restore at a time across threads and processes for this data dir."""
-        if not self._thread_lock.acquire(blocking=False):
-            raise BackupError("another backup or restore is already running in this service")
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise BackupError(f"another backup or restore is running on {self.data_dir} "
-                                      "(the service or another facepro command)") from None
-                yield
-            finally:
-                os.close(fd)
-        finally:
-            self._thread_lock.release()
+        return self.lock.exclusive()
 
     # -- create --------------------------------------------------------------------------
-    def create(self, target: str | None = None, include: list[str] | str | None = None,
+    def create(self, target: str | None = None, include: Include = None,
                progress: Progress | None = None) -> dict[str, Any]:
         """Build one archive, store it on each target (or ``target``), verify, prune.
 
@@ -140,30 +105,10 @@ class BackupManager:
         Raises :class:`BackupError` when no archive could be built at all.
         """
         includes = self._includes(include)
-        targets = self._targets(target)
+        targets = self.specs.targets(target)
         with self.exclusive():
-            from edge.backup.restore import recover_interrupted_restore
-
             recover_interrupted_restore(self.settings)
             return self._create_locked(targets, includes, progress)
-
-    def _next_stamp(self) -> datetime:
-        """A creation time (whole seconds, it names the archive) later than the previous
-        backup's, also one made by another process (read from the backup log)."""
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        last = self.store.last("create")
-        info = arc.parse_name(last["archive"]) if last and last.get("archive") else None
-        if info is not None:
-            previous = datetime.strptime(info["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            if self._last_stamp is None or previous > self._last_stamp:
-                self._last_stamp = previous
-        if self._last_stamp is not None and now <= self._last_stamp - timedelta(seconds=5):
-            log.warning("the clock is behind the previous backup's time (%s); was it reset?", _iso(self._last_stamp))
-        elif self._last_stamp is not None and now <= self._last_stamp:
-            time.sleep((self._last_stamp + timedelta(seconds=1) - datetime.now(timezone.utc)).total_seconds() + 0.01)
-            now = self._last_stamp + timedelta(seconds=1)
-        self._last_stamp = now
-        return now
 
     def _create_locked(self, targets: list[Target], includes: list[str], progress: Progress | None,
                        record: bool = True) -> dict[str, Any]:
@@ -172,13 +117,12 @@ class BackupManager:
         started_at = datetime.now(timezone.utc)
         keys = self.write_keys()
         staging_root = self.data_dir / STAGING_DIR
-        arc.remove_tree_gently(staging_root)  # left by a killed run; we hold the lock
+        remove_tree_gently(staging_root)  # left by a killed run; we hold the lock
         staging = staging_root / uuid.uuid4().hex[:8]
         staging.mkdir(parents=True)
-        results: list[dict[str, Any]] = []
         try:
             try:
-                built = self._build(staging, includes, keys, report)
+                built = self.builder.build(staging, includes, keys, report)
             except (arc.ArchiveError, crypto.CryptoError, OSError, BackupError) as exc:
                 msg = str(exc) if not isinstance(exc, OSError) else f"building the archive failed: {exc}"
                 if record:
@@ -188,45 +132,11 @@ class BackupManager:
                 self._status_cache = None
                 raise BackupError(msg) from exc
             pause_point("create-built")
-            for index, t in enumerate(targets):
-                t_start = time.monotonic()
-                base = 0.7 + 0.3 * index / len(targets)
-                done = 0
-
-                def tick(n: int, base: float = base) -> None:
-                    nonlocal done
-                    done += n
-                    report(base + 0.3 / len(targets) * min(1.0, done / max(built.size, 1)), f"writing to {t.name}")
-
-                entry: dict[str, Any] = {"target": t.name, "name": built.path.name, "ok": False, "error": None}
-                try:
-                    try:
-                        t.clean_partials(self.device_id)
-                    except (TargetError, OSError):
-                        pass
-                    t.store(built.path, built.path.name, built.sha256, progress=tick)
-                    entry["ok"] = True
-                except (TargetError, OSError) as exc:
-                    entry["error"] = str(exc) if isinstance(exc, TargetError) else f"{t.describe()}: {exc}"
-                    log.error("backup to %s failed: %s", t.name, entry["error"])
-                duration = time.monotonic() - t_start
-                if record:
-                    self.store.record("create", "ok" if entry["ok"] else "failed", target=t.name,
-                                      archive=built.path.name, size_bytes=built.size, sha256=built.sha256,
-                                      duration_s=duration, error=entry["error"], includes=includes,
-                                      started_at=started_at)
-                if entry["ok"]:
-                    log.info("backup %s written to %s and verified (%d bytes)", built.path.name, t.name, built.size)
-                    keep = t.keep or self.settings.get("backup.keep")
-                    if keep:
-                        try:
-                            entry["pruned"] = self._prune_target(t, int(keep), record=record)
-                        except (TargetError, OSError) as exc:
-                            log.warning("pruning %s failed: %s", t.name, exc)
-                t.close()
-                results.append(entry)
+            results = deliver(built, targets, device_id=self.device_id, store=self.store, includes=includes,
+                              started_at=started_at, default_keep=self.settings.get("backup.keep"),
+                              report=report, record=record)
         finally:
-            arc.remove_tree_gently(staging)
+            remove_tree_gently(staging)
             with contextlib.suppress(OSError):
                 staging_root.rmdir()
         self._status_cache = None
@@ -240,185 +150,34 @@ class BackupManager:
                 "duration_s": round(time.monotonic() - started, 3), "targets": results,
                 "errors": [r["error"] for r in results if r["error"]]}
 
-    def _settings_document(self, encrypted: bool) -> bytes | None:
-        source = self.settings.source
-        if source is None or not Path(source).is_file():
-            return None
-        raw = json.loads(Path(source).read_text(encoding="utf-8"))
-        if not encrypted:
-            raw = Settings(raw, None).redacted()  # secrets only travel inside an encrypted archive
-        return json.dumps(raw, indent=2).encode()
-
-    def _build(self, staging: Path, includes: list[str], keys: crypto.KeySource | None,
-               report: Progress) -> arc.BuiltArchive:
-        created = self._next_stamp()
-        name = arc.archive_name(self.device_id, created, keys is not None)
-        zip_path = staging / (name[: -len(".enc")] if keys else name)
-        schema_version = 0
-        counts: dict[str, int] = {}
-        snapshot = staging / "facepro.db"
-        actual: list[str] = []
-        if "db" in includes:
-            if not self.db_path.exists():
-                raise BackupError(f"{self.db_path}: database not found")
-            free = shutil.disk_usage(staging).free
-            need = self.db_path.stat().st_size * 2 + (16 << 20)
-            if free < need:
-                raise BackupError(f"{self.data_dir}: not enough free space for the backup staging area "
-                                  f"({free} bytes free, about {need} needed)")
-            report(0.0, "snapshot of the database")
-            source = connect(self.db_path, busy_timeout_ms=self.settings.get("database.busy_timeout_ms", 5000))
-            try:
-                online_backup(source, snapshot, pages=256,
-                              progress=lambda rem, total: report(0.4 * (1 - rem / max(total, 1)), "snapshot of the database"))
-            finally:
-                source.close()
-            pause_point("create-snapshot")
-            snap = connect(snapshot, readonly=True)
-            try:
-                row = snap.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-                schema_version = int(row[0] or 0)
-                for table in ("users", "face_encodings", "events"):
-                    with contextlib.suppress(Exception):
-                        counts[table] = int(snap.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-            finally:
-                snap.close()
-            actual.append("db")
-        else:
-            with contextlib.suppress(Exception):
-                c = connect(self.db_path, readonly=True)
-                try:
-                    schema_version = int(c.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
-                finally:
-                    c.close()
-        settings_doc = self._settings_document(keys is not None) if "settings" in includes else None
-        if "settings" in includes and settings_doc is not None:
-            actual.append("settings")
-        faces_dir = self.data_dir / "faces"
-        face_files = []
-        if "faces" in includes:
-            actual.append("faces")
-            if faces_dir.is_dir():
-                for root, dirs, files in os.walk(faces_dir):
-                    dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
-                    for fname in sorted(files):
-                        path = Path(root) / fname
-                        if path.is_file() and not path.is_symlink():
-                            face_files.append(path)
-        if not actual:
-            raise BackupError("nothing to back up: settings were asked for, but this facepro runs without a "
-                              "device settings file (--config)")
-        header = {
-            "format": arc.FORMAT, "format_version": arc.FORMAT_VERSION, "app_version": edge.__version__,
-            "schema_version": schema_version, "device_id": self.device_id,
-            "device_name": self.settings.get("device.name"), "created_at": _iso(created),
-            "includes": actual, "counts": counts, "encrypted": keys is not None,
-            "settings_secrets": ("included" if keys is not None else "redacted") if "settings" in actual else None,
-        }
-        total = (snapshot.stat().st_size if "db" in actual else 0) + sum(p.stat().st_size for p in face_files) + 1
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            report(0.4 + 0.2 * done / total, "writing the archive")
-
-        writer = arc.ArchiveWriter(zip_path, header)
-        try:
-            if "db" in actual:
-                writer.add_file(arc.DB_MEMBER, snapshot, compress=True, progress=tick)
-                arc.remove_file_gently(snapshot)
-            for path in face_files:
-                writer.add_file(arc.FACES_PREFIX + path.relative_to(faces_dir).as_posix(), path,
-                                compress=False, progress=tick)
-            if settings_doc is not None:
-                writer.add_bytes(arc.SETTINGS_MEMBER, settings_doc)
-            manifest = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        with open(zip_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        report(0.6, "verifying the archive")
-        arc.verify_archive(zip_path, staging / "check", None, extract=False)
-        final = zip_path
-        if keys is not None:
-            report(0.65, "encrypting")
-            final = staging / name
-            with open(zip_path, "rb") as src, open(final, "wb") as dst:
-                crypto.encrypt_stream(src, dst, keys, sync_every=8)
-                dst.flush()
-                os.fsync(dst.fileno())
-            arc.remove_file_gently(zip_path)
-        return arc.BuiltArchive(final, final.stat().st_size, arc.sha256_file(final), manifest)
-
     # -- jobs (service callers) -----------------------------------------------------------
-    def start(self, target: str | None = None, include: list[str] | str | None = None) -> str:
+    def start(self, target: str | None = None, include: Include = None) -> str:
         """Run :meth:`create` in a thread; returns a job id for :meth:`job`."""
         self._includes(include)
-        self._targets(target)
-        return self._start_job("create", lambda progress: self.create(target, include, progress))
+        self.specs.targets(target)
+        return self.jobs.start("create", lambda progress: self.create(target, include, progress))
 
-    def start_restore(self, archive: str, include: list[str] | str | None = None) -> str:
-        return self._start_job("restore", lambda progress: self.restore(archive, include, progress=progress))
-
-    def _start_job(self, kind: str, work: Callable[[Progress], dict[str, Any]]) -> str:
-        job_id = uuid.uuid4().hex[:12]
-        job = {"id": job_id, "kind": kind, "state": "running", "progress": 0.0, "message": "starting",
-               "result": None, "started_at": _iso(datetime.now(timezone.utc))}
-        self._jobs[job_id] = job
-        last_pub = [0.0]
-
-        def progress(fraction: float, message: str) -> None:
-            job["progress"] = round(max(job["progress"], min(1.0, fraction)), 3)
-            job["message"] = message
-            now = time.monotonic()
-            if now - last_pub[0] >= 0.5:
-                last_pub[0] = now
-                self._publish(job)
-
-        def run() -> None:
-            try:
-                result = work(progress)
-                job["result"] = result
-                job["state"] = "ok" if result.get("ok", True) else "failed"
-                job["message"] = "done" if job["state"] == "ok" else "; ".join(result.get("errors") or ["failed"])
-            except Exception as exc:
-                job["state"] = "failed"
-                job["message"] = str(exc)
-                if not isinstance(exc, (BackupError, arc.ArchiveError, crypto.CryptoError, TargetError)):
-                    log.exception("backup job %s failed", job_id)
-            job["progress"] = 1.0 if job["state"] == "ok" else job["progress"]
-            job["finished_at"] = _iso(datetime.now(timezone.utc))
-            self._publish(job)
-
-        self._publish(job)
-        threading.Thread(target=run, name=f"backup-{kind}-{job_id}", daemon=True).start()
-        while len(self._jobs) > 50:  # forget the oldest finished jobs
-            oldest = next((k for k, j in self._jobs.items() if j["state"] != "running"), None)
-            if oldest is None:
-                break
-            del self._jobs[oldest]
-        return job_id
+    def start_restore(self, archive: str, include: Include = None, target: str | None = None) -> str:
+        """Run :meth:`restore` in a thread; returns a job id for :meth:`job`."""
+        if include is not None:
+            self._includes(include)
+        return self.jobs.start("restore", lambda progress: self.restore(archive, include, target=target,
+                                                                        progress=progress),
+                               archive=Path(str(archive)).name)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        job = self._jobs.get(job_id)
-        if job is None:
-            raise BackupError(f"no backup job {job_id!r}")
-        return dict(job)
+        return self.jobs.job(job_id)
 
-    def _publish(self, job: dict[str, Any]) -> None:
-        if self.bus is not None:
-            self.bus.publish("backup", {"job": job["id"], "kind": job["kind"], "state": job["state"],
-                                        "progress": job["progress"], "message": job["message"],
-                                        "result": job["result"]})
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The job once it has finished (or as it is after ``timeout`` seconds)."""
+        return self.jobs.wait(job_id, timeout)
 
     # -- list / delete / prune / verify / import -------------------------------------------
     def list(self, target: str | None = None) -> list[dict[str, Any]]:
         """Archives on each target (or one), oldest first; unreachable targets are skipped
         with an ``error`` entry."""
         items: list[dict[str, Any]] = []
-        specs = [self._spec(target)] if target else [s for s in self.target_specs if s.get("enabled", True)]
+        specs = [self.specs.named(target)] if target else self.specs.enabled()
         for spec in specs:
             t = make_target(spec)
             try:
@@ -438,7 +197,7 @@ class BackupManager:
         raised inside the ``with`` body) become BackupError, and the target is closed."""
         if arc.parse_name(name) is None:
             raise BackupError(f"{name!r} is not a backup archive name")
-        t = make_target(self._spec(target))
+        t = make_target(self.specs.named(target))
         try:
             t.check()
             if name not in t.names():
@@ -454,48 +213,22 @@ class BackupManager:
             t.remove(name)
         self.store.record("delete", "ok", target=target, archive=name)
 
-    def prune(self, target: str | None = None, keep: int | None = None) -> dict[str, list[str]]:
+    def prune(self, target: str | None = None, keep: int | None = None) -> dict[str, Names]:
         """Apply retention: ``keep`` (or the target's / backup.keep) newest archives stay."""
         if keep is not None and keep < 1:
             raise BackupError("--keep: must be at least 1", exit_code=2)
-        out: dict[str, list[str]] = {}
+        out: dict[str, Names] = {}
         with self.exclusive():
-            for t in self._targets(target):
+            for t in self.specs.targets(target):
                 n = keep or t.keep or self.settings.get("backup.keep")
                 try:
                     t.check()
-                    out[t.name] = self._prune_target(t, int(n))
+                    out[t.name] = prune_target(t, int(n), self.device_id, self.store)
                 except TargetError as exc:
                     raise BackupError(str(exc)) from exc
                 finally:
                     t.close()
         return out
-
-    def _prune_target(self, t: Target, keep: int, record: bool = True) -> list[str]:
-        """Delete this device's archives beyond the newest ``keep``, but never the last good one.
-
-        Good = recorded in backup_runs as written-and-verified (or verified/imported later).
-        With no known good archive on the target nothing is deleted.
-        """
-        mine = [b for b in t.backups() if b["device"] == self.device_id]
-        good = self.store.good_archives(t.name)
-        if not any(b["name"] in good for b in mine):
-            if len(mine) > keep:
-                log.warning("%s: not pruning: no archive there is known to be good", t.describe())
-            return []
-        kept = {b["name"] for b in mine[-keep:]}
-        if not kept & good:
-            newest_good = [b["name"] for b in mine if b["name"] in good][-1]
-            kept.add(newest_good)
-        removed = []
-        for b in mine:
-            if b["name"] not in kept:
-                t.remove(b["name"])
-                removed.append(b["name"])
-                log.info("retention: removed %s from %s", b["name"], t.name)
-        if removed and record:
-            self.store.record("prune", "ok", target=t.name, archive=",".join(removed))
-        return removed
 
     def resolve_archive(self, archive: str | Path, staging: Path, target: str | None = None) -> tuple[Path, str]:
         """A local path for ``archive`` (a path, or a name on ``target``); SMB archives are
@@ -507,9 +240,7 @@ class BackupManager:
             if "/" in str(archive) or arc.parse_name(str(archive)) is None:
                 raise BackupError(f"{archive}: archive not found")
             # A bare archive name (as list() returns it): the first enabled target holding it.
-            for spec in self.target_specs:
-                if not spec.get("enabled", True):
-                    continue
+            for spec in self.specs.enabled():
                 t = make_target(spec)
                 try:
                     t.check()
@@ -561,15 +292,14 @@ class BackupManager:
     def import_archive(self, path: str | Path, key_file: str | Path | None = None) -> dict[str, Any]:
         """Verify an uploaded archive, then store it in the first local target."""
         source = Path(path)
-        local = next((s for s in self.target_specs if s["type"] == "local" and s.get("enabled", True)), None)
+        local = next((s for s in self.specs.enabled() if s["type"] == "local"), None)
         if local is None:
             raise BackupError("importing needs a local target in backup.targets")
         manifest = self.verify(source, key_file=key_file)["manifest"]
         name = source.name
         if arc.parse_name(name) is None:  # renamed on the way: name it after its manifest
             try:
-                created = datetime.strptime(str(manifest.get("created_at")), "%Y-%m-%dT%H:%M:%SZ").replace(
-                    tzinfo=timezone.utc)
+                created = arc.parse_stamp(str(manifest.get("created_at")))
             except ValueError:
                 raise BackupError(f"{source}: the manifest's created_at is not a UTC timestamp") from None
             device = str(manifest.get("device_id") or "unknown")
@@ -586,14 +316,15 @@ class BackupManager:
         return {"ok": True, "target": t.name, "name": name}
 
     # -- restore ---------------------------------------------------------------------------
-    def restore(self, archive: str | Path, include: list[str] | str | None = None, target: str | None = None,
+    def restore(self, archive: str | Path, include: Include = None, target: str | None = None,
                 key_file: str | Path | None = None, progress: Progress | None = None,
                 pre_backup: bool = True) -> dict[str, Any]:
-        from edge.backup.restore import restore_archive
-
+        """Restore ``include`` (default: all the archive holds); see :mod:`edge.backup.restore`."""
         includes = self._includes(include) if include is not None else None
-        result = restore_archive(self, archive, includes, target=target, key_file=key_file, progress=progress,
-                                 pre_backup=pre_backup)
+        result = restore_archive(
+            self.settings, archive, includes, lock=self.lock, keys=self.read_keys(key_file),
+            resolve=lambda download: self.resolve_archive(archive, download, target), store=self.store,
+            pre_backup=self._pre_restore_backup if pre_backup else None, progress=progress)
         self._status_cache = None
         if self.bus is not None and {"db", "faces"} & set(result.get("restored", [])):
             self.bus.publish("enroll", {"reason": "restore"})  # the gallery reloads
@@ -601,8 +332,6 @@ class BackupManager:
 
     def recover(self) -> str | None:
         """Finish or discard a restore that was cut short (see edge.backup.restore)."""
-        from edge.backup.restore import recover_interrupted_restore
-
         with self.exclusive():
             return recover_interrupted_restore(self.settings)
 
@@ -610,41 +339,32 @@ class BackupManager:
         return LocalTarget({"name": "pre-restore", "type": "local",
                             "path": str(self.data_dir / "backups" / "pre-restore"), "keep": PRE_RESTORE_KEEP})
 
+    def _pre_restore_backup(self) -> str | None:
+        """A backup of the current state before a restore (the lock is held); its path."""
+        parts = []
+        if self.db_path.exists():
+            parts.append("db")
+        if (self.data_dir / "faces").is_dir():
+            parts.append("faces")
+        if self.settings.source is not None:
+            parts.append("settings")
+        if not parts:
+            return None
+        t = self.pre_restore_target()
+        result = self._create_locked([t], parts, None, record=False)
+        if not result["ok"]:
+            raise BackupError(f"the pre-restore backup failed, nothing was changed: {'; '.join(result['errors'])}")
+        items = t.backups()  # keep the newest few pre-restore archives
+        for item in items[: max(0, len(items) - (t.keep or PRE_RESTORE_KEEP))]:
+            t.remove(item["name"])
+        return str(t.local_path(result["name"]))
+
     # -- status ----------------------------------------------------------------------------
     def last_status(self) -> dict[str, Any]:
         """For telemetry and alerts: last success, last result/error, overdue, missing targets."""
         cached = self._status_cache
         if cached and time.monotonic() - cached[0] < 5:
             return dict(cached[1])
-        last = self.store.last("create")
-        last_ok = self.store.last("create", "ok")
-        last_success = _db_time(last_ok["finished_at"]) if last_ok else None
-        last_attempt = _db_time(last["finished_at"]) if last else None
-        status: dict[str, Any] = {
-            "last_success_at": _iso(last_success),
-            "last_result": last["result"] if last else None,
-            "last_error": last["error"] if last and last["result"] == "failed" else None,
-            "last_attempt_at": _iso(last_attempt),
-            "last_target": last["target"] if last else None,
-            "schedule": self.schedule.text if self.schedule else None,
-            "next_due_at": None,
-            "overdue": False,
-            "targets_missing": [],
-            "targets": [s["name"] for s in self.target_specs if s.get("enabled", True)],
-        }
-        if self.schedule is not None and status["targets"]:
-            now_local = datetime.now()
-            last_local = last_success.astimezone().replace(tzinfo=None) if last_success else None
-            due = self.schedule.next_due(last_local, now_local)
-            status["next_due_at"] = _iso(due.astimezone(timezone.utc))
-            grace = max(timedelta(hours=1), self.schedule.period / 2)
-            reference = last_success or self.created_at
-            status["overdue"] = datetime.now(timezone.utc) - reference > self.schedule.period + grace
-        for spec in self.target_specs:
-            if spec.get("enabled", True) and spec["type"] in ("usb", "mounted"):
-                try:
-                    make_target(spec).check()
-                except TargetError as exc:
-                    status["targets_missing"].append({"name": spec["name"], "detail": str(exc)})
+        status = backup_status(self.store, self.schedule, self.specs, self.created_at)
         self._status_cache = (time.monotonic(), status)
         return dict(status)

@@ -24,18 +24,26 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 from edge.backup import archive as arc
 from edge.backup import crypto
+from edge.backup.errors import BackupError
 from edge.backup.faults import pause_point
+from edge.backup.lock import BackupLock
 from edge.config import ConfigError, Settings, load_settings
-from edge.db.connection import connect, fsync_dir
+from edge.db.archive_db import (
+    carry_backup_log,
+    checkpoint_truncate,
+    copy_into_live,
+    integrity,
+)
+from edge.db.backup_runs import BackupRunStore
 from edge.db.migrator import MigrationError, Migrator
-
-if TYPE_CHECKING:
-    from edge.backup.manager import BackupManager
+from edge.errors import FaceproError
+from edge.files import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +53,10 @@ MASK = "***"
 DEVICE_OWN_SECTIONS = ("paths", "database")  # the device's own layout survives a settings restore
 
 Progress = Callable[[float, str], None]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+# Where the archive is: given the download directory inside staging, a local path and a label.
+Resolve = Callable[[Path], tuple[Path, str]]
+# Takes the pre-restore backup of the current state (the lock is held); returns its path.
+PreBackup = Callable[[], str | None]
 
 
 def recover_interrupted_restore(settings: Settings) -> str | None:
@@ -86,7 +88,7 @@ def _apply(settings: Settings, journal: dict[str, Any]) -> None:
     parts = journal["parts"]
     if "db" in parts:
         staged = content / arc.DB_MEMBER
-        _copy_db_into_live(staged, settings.db_path, settings.get("database.busy_timeout_ms", 5000))
+        copy_into_live(staged, settings.db_path, settings.get("database.busy_timeout_ms", 5000))
         pause_point("restore-db-swapped")
     if "faces" in parts:
         live, new, old = data_dir / "faces", content / "faces", staging / "faces.old"
@@ -100,30 +102,11 @@ def _apply(settings: Settings, journal: dict[str, Any]) -> None:
     if "settings" in parts and journal.get("settings_dest"):
         prepared = staging / "settings.prepared.json"
         if prepared.exists():
-            _write_atomic(Path(journal["settings_dest"]), prepared.read_bytes())
+            write_atomic(Path(journal["settings_dest"]), prepared.read_bytes())
             prepared.unlink()
     (data_dir / JOURNAL).unlink()
     fsync_dir(data_dir)
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def _copy_db_into_live(staged: Path, live_path: Path, busy_timeout_ms: int) -> None:
-    src = connect(staged, busy_timeout_ms=busy_timeout_ms)
-    dst = connect(live_path, busy_timeout_ms=busy_timeout_ms)
-    try:
-        src_page = src.execute("PRAGMA page_size").fetchone()[0]
-        dst_page = dst.execute("PRAGMA page_size").fetchone()[0]
-        if src_page != dst_page and dst.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-            dst.execute("PRAGMA journal_mode = DELETE")
-        # One step: the whole copy is a single write transaction on the live database.
-        src.backup(dst, pages=-1)
-        dst.execute("PRAGMA journal_mode = WAL")
-        result = dst.execute("PRAGMA integrity_check").fetchone()[0]
-        if result != "ok":
-            raise RuntimeError(f"{live_path}: integrity_check after restore failed: {result}")
-    finally:
-        src.close()
-        dst.close()
 
 
 def _merge_settings(backup: Any, current: Any) -> Any:
@@ -177,33 +160,37 @@ def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging
         raise RestoreError(f"the archive's settings are not valid for this facepro: {exc}") from None
     finally:
         check.unlink(missing_ok=True)
-    prepared.write_text(text)
+    write_atomic(prepared, text.encode())  # read back after the commit point: it must be on disk
     return str(dest)
 
 
-class RestoreError(Exception):
+class RestoreError(FaceproError):
     """The restore was refused or failed before anything changed."""
 
 
-def restore_archive(manager: "BackupManager", archive: str | Path, includes: list[str] | None, *,
-                    target: str | None = None, key_file: str | Path | None = None,
-                    progress: Progress | None = None, pre_backup: bool = True) -> dict[str, Any]:
-    from edge.backup.errors import BackupError
+def restore_archive(settings: Settings, archive: str | Path, includes: list[str] | None, *,
+                    lock: BackupLock, keys: crypto.KeySource | None, resolve: Resolve,
+                    store: BackupRunStore, pre_backup: PreBackup | None = None,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """Restore ``includes`` (None: all the archive holds) from ``archive`` under ``lock``.
 
+    ``resolve`` finds the archive, ``keys`` decrypt it, ``pre_backup`` (when given) saves
+    the current state before the commit point; every attempt is recorded in ``store``.
+    Raises :class:`BackupError`; before the commit point nothing has changed.
+    """
     report = progress or (lambda _f, _m: None)
-    settings = manager.settings
-    data_dir = manager.data_dir
+    data_dir = settings.data_dir
     started = time.monotonic()
     label = str(archive)
-    with manager.exclusive():
+    with lock.exclusive():
         recover_interrupted_restore(settings)
         staging = data_dir / RESTORE_DIR
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            path, label = manager.resolve_archive(archive, staging / "download", target)
+            path, label = resolve(staging / "download")
             report(0.0, "verifying the archive")
-            verified = arc.verify_archive(path, staging, manager.read_keys(key_file), extract=True,
+            verified = arc.verify_archive(path, staging, keys, extract=True,
                                           progress=lambda f, m: report(0.4 * f, m), label=label)
             shutil.rmtree(staging / "download", ignore_errors=True)
             manifest = verified.manifest
@@ -221,25 +208,25 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
                                       "schema_version": manifest.get("schema_version")}
             if "db" in wanted:
                 report(0.45, "checking the database")
-                result["migrated"] = _prepare_db(verified, label, staging, manager.db_path)
+                result["migrated"] = _prepare_db(verified, label, staging, settings.db_path)
             if "faces" in wanted:
                 verified.faces_dir.mkdir(exist_ok=True)  # an empty faces/ restores as empty
             settings_dest = _prepare_settings(settings, verified, staging) if "settings" in wanted else None
-            if pre_backup:
+            if pre_backup is not None:
                 report(0.55, "backing up the current state")
-                result["pre_restore_backup"] = _pre_restore_backup(manager)
+                result["pre_restore_backup"] = pre_backup()
             journal = {"version": 1, "archive": label, "parts": wanted, "settings_dest": settings_dest,
                        "created_at": manifest.get("created_at")}
             report(0.8, "switching over")
             pause_point("restore-before-commit")
-            _write_atomic(data_dir / JOURNAL, json.dumps(journal).encode())  # the commit point
+            write_atomic(data_dir / JOURNAL, json.dumps(journal).encode())  # the commit point
             pause_point("restore-committed")
             _apply(settings, journal)
         except (arc.ArchiveError, crypto.CryptoError, RestoreError, MigrationError, BackupError) as exc:
             if not (data_dir / JOURNAL).exists():
                 shutil.rmtree(staging, ignore_errors=True)
-            manager.store.record("restore", "failed", archive=Path(label).name, error=str(exc),
-                                 duration_s=time.monotonic() - started, includes=includes)
+            store.record("restore", "failed", archive=Path(label).name, error=str(exc),
+                         duration_s=time.monotonic() - started, includes=includes)
             raise BackupError(str(exc)) from exc
         except BaseException:
             if not (data_dir / JOURNAL).exists():
@@ -248,8 +235,8 @@ def restore_archive(manager: "BackupManager", archive: str | Path, includes: lis
     result["ok"] = True
     result["restart_required"] = "settings" in wanted  # a running service keeps its loaded settings
     result["duration_s"] = round(time.monotonic() - started, 3)
-    manager.store.record("restore", "ok", archive=Path(label).name, duration_s=result["duration_s"],
-                         includes=wanted)
+    store.record("restore", "ok", archive=Path(label).name, duration_s=result["duration_s"],
+                 includes=wanted)
     report(1.0, "done")
     log.info("restored %s from %s", ", ".join(wanted), label)
     return result
@@ -263,61 +250,14 @@ def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path, live_d
         if version > migrator.latest_version:
             raise RestoreError(f"{label}: the backup's database schema ({version:03d}) is newer than this "
                                f"facepro ({migrator.latest_version:03d}); upgrade facepro first")
-        integrity = migrator.conn.execute("PRAGMA integrity_check").fetchone()[0]
-        if integrity != "ok":
-            raise RestoreError(f"{label}: the backup's database fails integrity_check: {integrity}")
+        check = integrity(migrator.conn)
+        if check != "ok":
+            raise RestoreError(f"{label}: the backup's database fails integrity_check: {check}")
         applied = migrator.migrate()
-        _carry_backup_log(live_db, migrator.conn)
-        migrator.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The device's backup log describes the device, not the snapshot: keep the live one, so
+        # retention still knows which archives were verified. It travels inside the staged
+        # database, so the switch-over stays one atomic copy.
+        carry_backup_log(live_db, migrator.conn)
+        checkpoint_truncate(migrator.conn)
     shutil.rmtree(staging / "pre-migrate", ignore_errors=True)
     return applied
-
-
-def _carry_backup_log(live_db: Path, staged: Any) -> None:
-    """The device's backup log describes the device, not the snapshot: keep the live one, so
-    retention still knows which archives were verified. It travels inside the staged
-    database, so the switch-over stays one atomic copy."""
-    if not live_db.exists():
-        return
-    live = connect(live_db, readonly=True)
-    try:
-        if live.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='backup_runs'").fetchone() is None:
-            return
-        live_cols = [r[1] for r in live.execute("PRAGMA table_info(backup_runs)")]
-        staged_cols = {r[1] for r in staged.execute("PRAGMA table_info(backup_runs)")}
-        cols = [c for c in live_cols if c in staged_cols]
-        rows = live.execute(f"SELECT {', '.join(cols)} FROM backup_runs ORDER BY id").fetchall()
-    finally:
-        live.close()
-    if not staged_cols:
-        return
-    staged.execute("BEGIN IMMEDIATE")
-    try:
-        staged.execute("DELETE FROM backup_runs")
-        staged.executemany(f"INSERT INTO backup_runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                           [tuple(r) for r in rows])
-        staged.execute("COMMIT")
-    except BaseException:
-        staged.rollback()
-        raise
-
-
-def _pre_restore_backup(manager: "BackupManager") -> str | None:
-    parts = []
-    if manager.db_path.exists():
-        parts.append("db")
-    if (manager.data_dir / "faces").is_dir():
-        parts.append("faces")
-    if manager.settings.source is not None:
-        parts.append("settings")
-    if not parts:
-        return None
-    t = manager.pre_restore_target()
-    result = manager._create_locked([t], parts, None, record=False)
-    if not result["ok"]:
-        raise RestoreError(f"the pre-restore backup failed, nothing was changed: {'; '.join(result['errors'])}")
-    # keep the newest few pre-restore archives
-    items = t.backups()
-    for item in items[: max(0, len(items) - (t.keep or 3))]:
-        t.remove(item["name"])
-    return str(t.local_path(result["name"]))

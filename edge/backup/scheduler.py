@@ -6,7 +6,8 @@ import threading
 from datetime import datetime, timedelta
 
 from edge.backup.errors import BackupError
-from edge.backup.manager import BackupManager, _db_time
+from edge.backup.manager import BackupManager
+from edge.timestamps import from_db
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class BackupScheduler:
         last_any = store.last("create")
 
         def local(row: dict | None) -> datetime | None:
-            t = _db_time(row["finished_at"]) if row else None
+            t = from_db(row["finished_at"]) if row else None
             return t.astimezone().replace(tzinfo=None) if t else None
 
         due_at = schedule.next_due(local(last_ok), now_local)
@@ -63,8 +64,9 @@ class BackupScheduler:
             return
         while not self._stop.is_set():
             try:
-                if self.due():
-                    log.info("scheduled backup starting (%s)", self.manager.schedule.text)
+                schedule = self.manager.schedule
+                if schedule is not None and self.due():
+                    log.info("scheduled backup starting (%s)", schedule.text)
                     # As a job: progress and the result go out on the bus like an on-demand backup.
                     job_id = self.manager.start()
                     while self.manager.job(job_id)["state"] == "running":

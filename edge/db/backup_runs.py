@@ -3,20 +3,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edge.db.connection import connect
+from edge.timestamps import db_text
 
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("id", "operation", "target", "archive", "result", "size_bytes", "sha256", "duration_s",
             "error", "includes", "started_at", "finished_at")
-
-
-def _utc(dt: datetime | None = None) -> str:
-    return (dt or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class BackupRunStore:
@@ -48,8 +45,8 @@ class BackupRunStore:
                 "INSERT INTO backup_runs (operation, target, archive, result, size_bytes, sha256, duration_s,"
                 " error, includes, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (operation, target, archive, result, size_bytes, sha256, duration_s, error,
-                 ",".join(includes) if includes else None, _utc(started_at), _utc()))
-            return int(cur.lastrowid)
+                 ",".join(includes) if includes else None, db_text(started_at), db_text()))
+            return None if cur.lastrowid is None else int(cur.lastrowid)
         finally:
             conn.close()
 

@@ -11,13 +11,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from edge.backup.archive import PARTS, parse_includes
+from edge.backup.errors import BackupError
 from edge.context import ServiceContext
 from edge.db import web_queries
 from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
 
-INCLUDE_CHOICES = ("db", "faces", "settings")
+INCLUDE_CHOICES = PARTS
 INCLUDE_LABELS = {
     "db": "the database (people, face embeddings, events, backup log)",
     "faces": "the enrolled face images",
@@ -25,6 +27,8 @@ INCLUDE_LABELS = {
 }
 # What the backup part writes: a zip, or a zip sealed by edge/backup/crypto.py.
 ARCHIVE_SUFFIXES = (".zip", ".zip.enc")
+# How long a restore request from a page without JavaScript waits for its job.
+RESTORE_WAIT_S = 600.0
 
 
 def _manager(ctx: ServiceContext) -> Any:
@@ -50,16 +54,10 @@ def _check_target(ctx: ServiceContext, target: Any, required: bool = False) -> s
 def _check_include(include: Any) -> list[str] | None:
     if include is None:
         return None
-    if isinstance(include, str):
-        include = [include]
-    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-        raise ActionError("include: expected a list of db, faces, settings")
-    unknown = [i for i in include if i not in INCLUDE_CHOICES]
-    if unknown:
-        raise ActionError(f"include: {', '.join(map(repr, unknown))} is not one of db, faces, settings")
-    if not include:
-        raise ActionError("include: choose at least one of db, faces, settings")
-    return [i for i in INCLUDE_CHOICES if i in include]
+    try:
+        return parse_includes(include, label="include")
+    except BackupError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def _check_name(name: Any) -> str:
@@ -136,15 +134,34 @@ def what_restore_overwrites(ctx: ServiceContext, backup: dict[str, Any], include
     return [where[p] for p in INCLUDE_CHOICES if p in parts]
 
 
-def restore(ctx: ServiceContext, target: Any, name: Any, include: Any = None) -> dict[str, Any]:
+def start_restore(ctx: ServiceContext, target: Any, name: Any, include: Any = None) -> str:
+    """Start a restore job (progress like a backup job's); returns its id."""
     backup = find_backup(ctx, target, name)
     include = _check_include(include)
     manager = _manager(ctx)
-    log.info("restore of %s from %s requested from the status page", backup["name"], backup.get("target"))
     try:
-        return manager.restore(backup["name"], include=include, target=backup.get("target") or target)
+        job_id = manager.start_restore(backup["name"], include=include, target=backup.get("target") or target)
     except Exception as exc:
-        raise ActionError(f"restore failed: {exc}", 500) from exc
+        raise ActionError(f"restore could not start: {exc}", 409) from exc
+    log.info("restore job %s of %s from %s started from the status page", job_id, backup["name"],
+             backup.get("target"))
+    return job_id
+
+
+def wait_restore(ctx: ServiceContext, job_id: str, timeout: float = RESTORE_WAIT_S) -> dict[str, Any]:
+    """The restore job once it has finished (for a page that cannot poll); ActionError if
+    it failed. A job still running after ``timeout`` is returned as it is."""
+    job = _manager(ctx).wait(job_id, timeout)
+    if job["state"] == "failed":
+        raise ActionError(f"restore failed: {job['message']}", 500)
+    return dict(job, id=job_id)
+
+
+def restored_message(job: dict[str, Any]) -> str:
+    """'Restored NAME (db, faces).' for a finished restore job."""
+    result = job.get("result") if isinstance(job.get("result"), dict) else None
+    restored = ", ".join(result.get("restored", [])) if result else ""
+    return f"Restored {job.get('archive') or 'the backup'}" + (f" ({restored})" if restored else "") + "."
 
 
 def delete(ctx: ServiceContext, target: Any, name: Any) -> None:

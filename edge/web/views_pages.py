@@ -108,14 +108,19 @@ def backups() -> Any:
     data: dict[str, Any] | None = None
     error = None
     finished = None
+    job_kind = "create"
     try:
         data = backup_actions.overview(ctx())
         if request.args.get("done"):
             finished = backup_actions.job_state(ctx(), request.args["done"])
+            if finished.get("kind") == "restore" and finished["state"] == "ok":
+                finished["restored_message"] = backup_actions.restored_message(finished)
+        if request.args.get("job"):
+            job_kind = backup_actions.job_state(ctx(), request.args["job"]).get("kind", "create")
     except ActionError as exc:
         error = str(exc) if data is None else None
     return render_template("backups.html", data=data, error=error, job=request.args.get("job", ""),
-                           finished=finished,
+                           finished=finished, job_kind=job_kind,
                            include_labels=backup_actions.INCLUDE_LABELS,
                            default_include=ctx().settings["backup.include"],
                            max_upload_mb=ctx().settings["web.max_upload_mb"])
@@ -165,11 +170,15 @@ def backups_restore() -> Any:
         return fail(ActionError("restore not confirmed"), "pages.backups")
     try:
         target, name = _selected()
-        result = backup_actions.restore(ctx(), target, name, request.form.getlist("include") or None)
+        job_id = backup_actions.start_restore(ctx(), target, name, request.form.getlist("include") or None)
+        if request.form.get("poll") == "1":  # set by app.js: the page shows the job's progress
+            return redirect(url_for("pages.backups", job=job_id), 303)
+        job = backup_actions.wait_restore(ctx(), job_id)
     except ActionError as exc:
         return fail(exc, "pages.backups")
-    restored = ", ".join(result.get("restored", [])) if isinstance(result, dict) else ""
-    flash(f"Restored {name}" + (f" ({restored})" if restored else "") + ".")
+    if job["state"] == "running":
+        return redirect(url_for("pages.backups", job=job_id), 303)
+    flash(backup_actions.restored_message(job))
     return redirect(url_for("pages.backups"), 303)
 
 

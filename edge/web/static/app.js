@@ -110,7 +110,7 @@
     fetch(box.getAttribute("data-poll"), {credentials: "same-origin", cache: "no-store"})
       .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, job: j}; }); })
       .then(function (res) {
-        var job = res.job;
+        var job = res.job, what = box.getAttribute("data-kind") === "restore" ? "Restore" : "Backup";
         if (!res.ok) { msg.textContent = job.error || "job unknown"; box.setAttribute("data-state", "failed"); return; }
         bar.value = job.progress || 0;
         msg.textContent = (job.message || job.state) + " (" + Math.round((job.progress || 0) * 100) + "%)";
@@ -118,12 +118,12 @@
         if (job.state === "running") { setTimeout(function () { pollJob(box); }, 700); return; }
         if (job.state === "ok") {
           bar.value = 1;
-          var name = job.result && (job.result.name || job.result.archive);
-          msg.textContent = "Backup finished" + (name ? ": " + name : "") + ".";
-          // Reload the list so the new archive shows, without the job box.
+          var name = job.archive || (job.result && (job.result.name || job.result.archive));
+          msg.textContent = what + " finished" + (name ? ": " + name : "") + ".";
+          // Reload the list (a new archive shows, or the restored data), without the job box.
           setTimeout(function () { window.location.replace("/backups?done=" + encodeURIComponent(box.getAttribute("data-job"))); }, 600);
         } else {
-          msg.textContent = "Backup failed: " + (job.message || "unknown error");
+          msg.textContent = what + " failed: " + (job.message || "unknown error");
         }
       })
       .catch(function () { setTimeout(function () { pollJob(box); }, 1500); });
@@ -138,6 +138,8 @@
     }
     var job = document.getElementById("job");
     if (job) pollJob(job);
+    // Forms that can start a job: with JavaScript the page follows the job's progress.
+    document.querySelectorAll('input[type="hidden"][name="poll"]').forEach(function (el) { el.value = "1"; });
     document.querySelectorAll("form.confirm").forEach(function (form) {
       form.addEventListener("submit", function (ev) {
         if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
