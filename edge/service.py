@@ -55,25 +55,33 @@ def migrate_database(settings: Settings) -> int:
 
 
 def build_components(ctx: ServiceContext) -> list[Component]:
-    """The service's parts, in start order. Each later issue adds its part here."""
-    components: list[Component] = []
-    from edge.pipeline.service import Pipeline  # first: the others read ctx.pipeline
+    """The service's parts, in start order, each assigned to its slot in ``ctx`` here.
 
-    components.append(Pipeline(ctx))
-    from edge.telemetry.component import Telemetry  # reads the other parts from ctx lazily
-
-    components.append(Telemetry(ctx))
-    from edge.backup.manager import BackupManager  # after pipeline and telemetry
+    The web server fills ``ctx.web`` itself, while it listens.
+    """
+    from edge.backup.manager import BackupManager
     from edge.backup.scheduler import BackupScheduler
+    from edge.pipeline.service import Pipeline
+    from edge.telemetry.component import Telemetry
 
-    ctx.backups = BackupManager(ctx.settings, ctx.device_id, bus=ctx.bus, metrics=ctx.metrics)
-    components.append(BackupScheduler(ctx.backups))
+    components: list[Component] = []
+    pipeline = Pipeline(ctx)  # first: the others read ctx.pipeline
+    ctx.pipeline = pipeline
+    components.append(pipeline)
+    telemetry = Telemetry(ctx)
+    ctx.telemetry, ctx.alerts = telemetry, telemetry.alerts
+    components.append(telemetry)
+    backups = BackupManager(ctx.settings, ctx.device_id, bus=ctx.bus, metrics=ctx.metrics)
+    ctx.backups = backups
+    components.append(BackupScheduler(backups))
     # MQTT after pipeline/telemetry/backups (it reads them from ctx), before web.
     if ctx.settings["mqtt.enabled"]:
         from edge.mqtt.publisher import MqttPublisher
 
-        components.append(MqttPublisher(ctx))
-    # Web last: it only reads the other parts (sets ctx.web when it listens).
+        mqtt = MqttPublisher(ctx)
+        ctx.mqtt = mqtt
+        components.append(mqtt)
+    # Web last: it only reads the other parts.
     if ctx.settings["web.enabled"]:
         from edge.web.server import WebServer
 

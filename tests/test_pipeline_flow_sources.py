@@ -32,6 +32,7 @@ def start_pipeline(write_settings, cameras: list[dict], on_camera: Callable[[dic
     if on_camera is not None:
         ctx.bus.subscribe("camera", on_camera)
     pipeline = Pipeline(ctx)
+    ctx.pipeline = pipeline  # as edge.service.build_components wires it
     assert ctx.pipeline is pipeline
     pipeline.start()
     return pipeline, ctx

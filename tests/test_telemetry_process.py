@@ -179,6 +179,7 @@ def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: t
     published: list[dict] = []
     ctx.bus.subscribe("alert", lambda p: published.append(p) if p["name"] == "camera_offline" else None)
     pipeline = Pipeline(ctx)
+    ctx.pipeline = pipeline  # as edge.service.build_components wires it
     telemetry = Telemetry(ctx, persist=False)
     pipeline.start()
     snaps = []

@@ -10,6 +10,7 @@ import json
 from typing import Any, Callable
 
 from edge import secrets
+from edge.context import ServiceContext
 
 
 class CommandError(Exception):
@@ -29,8 +30,9 @@ def parse_payload(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def _backup(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
-    if ctx.backups is None or not hasattr(ctx.backups, "start"):
+def _backup(ctx: ServiceContext, args: dict[str, Any]) -> dict[str, Any]:
+    backups = ctx.backups
+    if backups is None:
         raise CommandError("unsupported: this device runs no backup manager")
     unknown = sorted(set(args) - {"target", "include"})
     if unknown:
@@ -42,33 +44,34 @@ def _backup(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
     if include is not None and not (isinstance(include, list) and all(isinstance(i, str) for i in include)):
         raise CommandError("argument include must be a list of strings")
     try:
-        job = ctx.backups.start(target=target, include=include)
+        job = backups.start(target=target, include=include)
     except Exception as exc:
         raise CommandError(f"backup could not start: {exc}") from None
     return {"job": job}
 
 
-def _enroll_reload(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
+def _enroll_reload(ctx: ServiceContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Announce the enrolment change; the pipeline reloads its gallery on its inference thread."""
     if args:
         raise CommandError(f"enroll_reload takes no arguments, got: {', '.join(sorted(args))}")
     ctx.bus.publish("enroll", {})
-    reload = getattr(ctx.pipeline, "reload_gallery", None) if ctx.pipeline is not None else None
-    if reload is None:
+    pipeline = ctx.pipeline
+    if pipeline is None:
         return {"reloaded": False, "detail": "no pipeline running; enrolment change announced"}
     try:
-        reload()
+        pipeline.reload_gallery()  # a request: with the bus message above, still one reload
     except Exception as exc:
         raise CommandError(f"gallery reload failed: {exc}") from None
     return {"reloaded": True}
 
 
-ACTIONS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+ACTIONS: dict[str, Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]] = {
     "backup": _backup,
     "enroll_reload": _enroll_reload,
 }
 
 
-def run_command(ctx: Any, action: str, raw: bytes) -> dict[str, Any]:
+def run_command(ctx: ServiceContext, action: str, raw: bytes) -> dict[str, Any]:
     """Run one command; always returns the ``command/result`` payload."""
     try:
         handler = ACTIONS.get(action)

@@ -24,12 +24,13 @@ from typing import Any, Callable
 import paho.mqtt.client as mqtt
 
 from edge import secrets
+from edge.context import ServiceContext, ask
 from edge.db.outbox import EventOutbox
 from edge.mqtt.actions import run_command
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
 from edge.mqtt.discovery import build_discovery
 from edge.mqtt.payloads import event_message, iso_utc, now_iso, person_state, recognition_message
-from edge.mqtt.snapshot import call_part, ha_state, minimal_telemetry
+from edge.mqtt.snapshot import ha_state, minimal_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
 class MqttPublisher:
     name = "mqtt"
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
         self.topics = topics_for(settings, ctx.device_id)
@@ -93,7 +94,6 @@ class MqttPublisher:
         self._counts: dict[str, int | None] = {"unpublished": None, "skipped": None}
         self._published = 0
         self._skipped_now = 0
-        ctx.mqtt = self
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -347,7 +347,7 @@ class MqttPublisher:
             self._people = self._outbox_people()
         for person, state in self._people.items():
             self._publish(self.topics.person(person), state, qos=1, retain=True)
-        active = call_part(self.ctx.alerts, "active")
+        active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
         if isinstance(active, list):
             self._alerts_active = {}
             for alert in active:
@@ -375,7 +375,7 @@ class MqttPublisher:
         with self._status_lock:
             outbox = {"unpublished": self._counts["unpublished"], "skipped": self._counts["skipped"],
                       "skipped_since_start": self._skipped_now, "published_since_start": self._published}
-        snapshot = call_part(self.ctx.telemetry, "snapshot")
+        snapshot = ask(self.ctx.telemetry, lambda t: t.snapshot(), None, "telemetry.snapshot()")
         if isinstance(snapshot, dict):
             snapshot = dict(snapshot)
             snapshot.setdefault("mqtt", outbox)

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 import edge
+from edge.context import ServiceContext, ask
 from edge.mqtt.payloads import iso_utc, now_iso
 from edge.mqtt.topics import unique_object_ids
 
@@ -23,23 +24,12 @@ log = logging.getLogger(__name__)
 PROCESSING_STAGES = ("decode", "preprocess", "detect", "embed", "match", "persist")
 
 
-def call_part(part: Any, method: str, default: Any = None) -> Any:
-    """``part.method()`` or ``default`` when the part is absent or the call fails."""
-    if part is None or not hasattr(part, method):
-        return default
-    try:
-        return getattr(part, method)()
-    except Exception:
-        log.exception("%s.%s() failed", type(part).__name__, method)
-        return default
-
-
-def cameras(ctx: Any) -> list[dict[str, Any]]:
-    result = call_part(ctx.pipeline, "cameras_status", [])
+def cameras(ctx: ServiceContext) -> list[dict[str, Any]]:
+    result = ask(ctx.pipeline, lambda p: p.cameras_status(), [], "pipeline.cameras_status()")
     return [c for c in (result or []) if isinstance(c, dict) and c.get("name") is not None]
 
 
-def system_figures(ctx: Any) -> dict[str, Any]:
+def system_figures(ctx: ServiceContext) -> dict[str, Any]:
     figures: dict[str, Any] = {"cpu_percent": None, "memory_percent": None, "disk_free_mb": None,
                                "temperature_c": None}
     try:
@@ -69,7 +59,7 @@ def processing_ms(stage_stats: dict[str, dict[str, Any]]) -> float | None:
     return round(total * 1000, 2) if seen else None
 
 
-def minimal_telemetry(ctx: Any, outbox: dict[str, Any]) -> dict[str, Any]:
+def minimal_telemetry(ctx: ServiceContext, outbox: dict[str, Any]) -> dict[str, Any]:
     """The telemetry payload when the telemetry part is not running (same top-level layout)."""
     stages = ctx.metrics.stage_stats()
     figures = system_figures(ctx)
@@ -105,7 +95,7 @@ def _lookup(tree: Any, *paths: str) -> Any:
     return None
 
 
-def ha_state(ctx: Any, telemetry: dict[str, Any] | None) -> dict[str, Any]:
+def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str, Any]:
     """The flat retained state the Home Assistant sensors read (see discovery.py)."""
     telemetry = telemetry or {}
     cams = cameras(ctx) or [c for c in telemetry.get("cameras") or []
@@ -120,7 +110,7 @@ def ha_state(ctx: Any, telemetry: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(disk, dict) and disk.get("name") == "data" and disk.get("free_bytes") is not None:
             disk_free_mb = round(disk["free_bytes"] / 1e6, 1)
     last_backup = None
-    status = call_part(ctx.backups, "last_status")
+    status = ask(ctx.backups, lambda b: b.last_status(), None, "backups.last_status()")
     if isinstance(status, dict):
         last_backup = iso_utc(status.get("last_success_at"))
     stages = ctx.metrics.stage_stats()

@@ -72,17 +72,22 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def analyse_image(pack: ModelPack, path: str | os.PathLike[str], threshold: float | None = None) -> FaceSample:
-    """The single face in an image; EnrollError naming the image for 0 or 2+ faces."""
+    """The single face in an image file; EnrollError naming the image for 0 or 2+ faces."""
     image_path = Path(path)
-    image = read_image(image_path)
+    return analyse_array(pack, read_image(image_path), image_path, threshold)
+
+
+def analyse_array(pack: ModelPack, image: np.ndarray, label: str | os.PathLike[str],
+                  threshold: float | None = None) -> FaceSample:
+    """The single face in a decoded BGR image; ``label`` names it in errors (a file name)."""
     detections = pack.detector.detect(image, threshold)
     if len(detections) == 0:
-        raise EnrollError(f"{image_path}: no face found (an enrolment photo needs exactly one face)")
+        raise EnrollError(f"{label}: no face found (an enrolment photo needs exactly one face)")
     if len(detections) > 1:
-        raise EnrollError(f"{image_path}: {len(detections)} faces found (an enrolment photo needs exactly one face)")
+        raise EnrollError(f"{label}: {len(detections)} faces found (an enrolment photo needs exactly one face)")
     embedding = pack.embedder.embed(image, detections.kps)[0].copy()
     crop = pack.embedder.aligned_crops()[0].copy()
-    return FaceSample(image_path, crop, embedding, float(detections.scores[0]),
+    return FaceSample(Path(label), crop, embedding, float(detections.scores[0]),
                       [float(v) for v in detections.boxes[0]])
 
 

@@ -140,6 +140,11 @@ class InferenceLoop:
             if sources_done() and not any(feed.ring.pending() for feed in self.feeds):
                 return
 
+    def request_maintenance(self) -> None:
+        """Run the maintenance callback before the next frame (thread-safe)."""
+        self.maintenance_requested.set()
+        self._wake.set()
+
     def _maybe_maintain(self) -> None:
         if self._maintenance is None:
             return

@@ -1,8 +1,10 @@
 """The pipeline part of the service: model pack, cameras, inference worker, events, retention.
 
 :class:`Pipeline` is the component ``facepro run`` starts first. It registers itself as
-``ctx.pipeline`` and answers ``cameras_status()``, ``models_info()``, ``healthy()`` and
-``reload_gallery()`` for the other parts. :func:`process_file` runs the same stages once over
+``ctx.pipeline`` (the service puts it there) and answers ``cameras_status()``, ``models_info()``,
+``healthy()`` and ``reload_gallery()`` for the other parts. The gallery is swapped only on the
+inference thread: ``reload_gallery()`` and the bus ``enroll`` message only ask for it, and a
+cheap poll of the database picks up enrolments made by another process. :func:`process_file` runs the same stages once over
 a video file, every frame processed, for ``facepro process`` and the benchmark.
 """
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from edge.config import Settings
+from edge.context import ServiceContext
 from edge.db.connection import connect
 from edge.db.events import EventStore
 from edge.events import EventSink
@@ -43,11 +47,22 @@ def load_gallery(conn: Any, pack: Any, max_queries: int = 16) -> Any:
     return Gallery.load(conn, int(embedder.dim), str(embedder.backend), max_queries=max_queries)
 
 
+def build_loop(settings: Settings, pack: Any, sink: EventSink | None, gallery: Any, metrics: Any,
+               maintenance: Callable[[], None] | None = None) -> InferenceLoop:
+    """The inference worker over ``pack`` as the settings configure it (``facepro run`` and
+    ``facepro process`` alike); ``maintenance`` runs on its thread between frames."""
+    return InferenceLoop(pack, sink, gallery=gallery, metrics=metrics,
+                         det_threshold=settings["recognition.det_threshold"],
+                         reuse_frames=settings["recognition.reuse_embedding_frames"],
+                         match_threshold=settings["recognition.match_threshold"],
+                         maintenance=maintenance, maintenance_interval_s=GALLERY_POLL_S)
+
+
 class Pipeline:
     name = "pipeline"
     produces_events = True  # the service stops it before the parts that consume its events
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.pack: Any = None
@@ -60,7 +75,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Callable[[], None] | None = None
-        ctx.pipeline = self
+        self._reload_requested = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -79,11 +94,8 @@ class Pipeline:
             self._gallery_conn = connect(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"],
                                          check_same_thread=False)
             gallery = self._load_gallery(self._gallery_conn)
-            self.loop = InferenceLoop(self.pack, self.sink, gallery=gallery, metrics=ctx.metrics,
-                                      det_threshold=settings["recognition.det_threshold"],
-                                      reuse_frames=settings["recognition.reuse_embedding_frames"],
-                                      match_threshold=settings["recognition.match_threshold"],
-                                      maintenance=self._poll_gallery, maintenance_interval_s=GALLERY_POLL_S)
+            self.loop = build_loop(settings, self.pack, self.sink, gallery, ctx.metrics,
+                                   maintenance=self._maintain_gallery)
         ring_default = settings["pipeline.ring_size"]
         for camera in settings["cameras"]:
             if not camera.get("enabled", True):
@@ -98,7 +110,7 @@ class Pipeline:
             self.sources.append(source)
         if not self.sources:
             log.warning("no camera configured (settings key cameras): nothing to process")
-        self._unsubscribe = ctx.bus.subscribe("enroll", lambda _payload: self.reload_gallery(wait=False))
+        self._unsubscribe = ctx.bus.subscribe("enroll", lambda _payload: self.reload_gallery())
         for source in self.sources:
             source.start()
         if self.loop is not None:
@@ -156,10 +168,20 @@ class Pipeline:
         log.info("gallery loaded: %d embedding(s) of %d person(s)", len(gallery), len(gallery.people))
         return gallery
 
-    def _poll_gallery(self) -> None:
-        """In the worker thread: pick up enrolments made by another process (``facepro enroll``)."""
+    def _maintain_gallery(self) -> None:
+        """In the inference thread, the only place the gallery is swapped: a requested reload
+        reads it afresh on a new connection (a restore may have replaced the database file);
+        otherwise a cheap check picks up enrolments made by another process (``facepro enroll``)."""
         loop = self.loop
         if loop is None or self._gallery_conn is None:
+            return
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self._gallery_conn.close()
+            self._gallery_conn = connect(self.settings.db_path,
+                                         busy_timeout_ms=self.settings["database.busy_timeout_ms"],
+                                         check_same_thread=False)
+            loop.gallery = self._load_gallery(self._gallery_conn)
             return
         if loop.gallery is None:
             if "gallery" in self._problems:
@@ -171,16 +193,15 @@ class Pipeline:
             self._problems["gallery"] = str(exc)
             log.error("gallery reload failed, keeping the previous one: %s", exc)
 
-    def reload_gallery(self, wait: bool = True) -> None:
-        """Reload the enrolled embeddings now (after an enrolment in this process)."""
+    def reload_gallery(self) -> None:
+        """Ask for the enrolled embeddings to be read again (after an enrolment or a restore).
+
+        Returns at once; the inference thread reloads before its next frame. Requests that
+        arrive together give one reload."""
         if self.pack is None or self.loop is None:
             return
-        conn = connect(self.settings.db_path, busy_timeout_ms=self.settings["database.busy_timeout_ms"])
-        try:
-            gallery = self._load_gallery(conn)
-        finally:
-            conn.close()
-        self.loop.gallery = gallery
+        self._reload_requested.set()
+        self.loop.request_maintenance()
 
     # -- what the other parts read ---------------------------------------------------------
 
@@ -267,10 +288,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
             gallery = load_gallery(gallery_conn, pack, settings["pipeline.max_faces"])
         finally:
             gallery_conn.close()
-        loop = InferenceLoop(pack, sink, gallery=gallery, metrics=metrics,
-                             det_threshold=settings["recognition.det_threshold"],
-                             reuse_frames=settings["recognition.reuse_embedding_frames"],
-                             match_threshold=settings["recognition.match_threshold"])
+        loop = build_loop(settings, pack, sink, gallery, metrics)
         if frame_hook is not None:
             loop.frame_hook = lambda feed, slot: frame_hook(loop, feed, slot)
         ring = FrameRing(3, policy="lossless", on_commit=loop.notify)

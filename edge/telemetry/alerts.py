@@ -19,8 +19,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable
+
+from edge import timestamps
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,8 @@ class _State:
 
 
 def iso_utc(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """Alert times: ISO 8601 UTC to the millisecond."""
+    return timestamps.iso_utc(t, ms=True) or ""
 
 
 class AlertManager:

@@ -4,9 +4,10 @@ Every ``telemetry.sample_interval_s`` (1 s by default) it builds a snapshot (cam
 process, system, disks, GPU, models, MQTT and backup state), adds the chartable figures to
 the in-memory :class:`History`, feeds the alert rules, and writes completed one-minute
 aggregates to SQLite (``metrics_minutely``, retention ``telemetry.history_retention_days``;
-0 keeps none). Other parts read ``ctx.telemetry.snapshot()`` / ``history()`` and
-``ctx.alerts.active()``. Each section is measured on its own: one that fails (a GPU library
-that raises, a part that is not running) is reported in ``errors`` and the rest continue.
+0 keeps none). The service puts it in ``ctx.telemetry`` (``snapshot()`` / ``history()``) and
+its rules in ``ctx.alerts`` (``active()``). Each section is measured on its own: one that
+fails (a GPU library that raises) is reported in ``errors`` and the rest continue; a part
+that is not running (its ``ctx`` slot is None) gives the section's empty value.
 """
 from __future__ import annotations
 
@@ -59,8 +60,6 @@ class Telemetry:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.ctx.telemetry = self
-        self.ctx.alerts = self.alerts
         self.open_store()
         self.sample()
         self._stop.clear()
@@ -177,7 +176,7 @@ class Telemetry:
         counters = metrics.counters()
         statuses: dict[str, dict[str, Any]] = {}
         pipeline = self.ctx.pipeline
-        if pipeline is not None and hasattr(pipeline, "cameras_status"):
+        if pipeline is not None:
             statuses = {s["name"]: dict(s) for s in pipeline.cameras_status()}
         names = sorted(set(statuses) | {label for (name, label) in counters if label and name in CAMERA_COUNTERS})
         dt = now - self._prev_t if self._prev_t is not None else None
@@ -219,7 +218,7 @@ class Telemetry:
 
     def _models(self) -> dict[str, Any]:
         pipeline = self.ctx.pipeline
-        if pipeline is None or not hasattr(pipeline, "models_info"):
+        if pipeline is None:
             return {"available": False, "reason": "pipeline not running"}
         info = dict(pipeline.models_info())
         info["available"] = True
@@ -227,7 +226,7 @@ class Telemetry:
 
     def _mqtt(self) -> dict[str, Any] | None:
         mqtt = self.ctx.mqtt
-        if mqtt is None or not self.ctx.settings.get("mqtt.enabled", False) or not hasattr(mqtt, "status"):
+        if mqtt is None or not self.ctx.settings.get("mqtt.enabled", False):
             return None
         status = mqtt.status()
         return {k: status.get(k) for k in ("connected", "broker", "last_connected_at", "unpublished", "skipped")
@@ -235,7 +234,7 @@ class Telemetry:
 
     def _backup(self, now: float) -> dict[str, Any] | None:
         backups = self.ctx.backups
-        if backups is None or not hasattr(backups, "last_status"):
+        if backups is None:
             return None
         status = dict(backups.last_status())
         settings = self.ctx.settings

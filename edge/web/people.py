@@ -6,11 +6,7 @@ enrolment code sees them; every refusal is an :class:`edge.web.errors.ActionErro
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -70,8 +66,7 @@ def enroll(ctx: ServiceContext, name: Any, photos: list[tuple[str, bytes]]) -> d
         raise ActionError("photos: choose at least one photo of the person's face")
     if len(photos) > MAX_PHOTOS:
         raise ActionError(f"photos: at most {MAX_PHOTOS} at a time")
-    for filename, data in photos:
-        check_image(filename, data)
+    images = [check_image(filename, data) for filename, data in photos]
     try:
         from edge.pipeline import enroll as enroll_api
         from edge.pipeline.pack import ModelPackError
@@ -81,39 +76,27 @@ def enroll(ctx: ServiceContext, name: Any, photos: list[tuple[str, bytes]]) -> d
         name = enroll_api.validate_name(name)
     except enroll_api.EnrollError as exc:
         raise ActionError(f"name: {exc}") from exc
-    incoming = ctx.data_dir / "tmp"
-    incoming.mkdir(parents=True, exist_ok=True)
-    upload_dir = Path(tempfile.mkdtemp(prefix="enroll-", dir=incoming))
-    try:
-        paths = []
-        for index, (filename, data) in enumerate(photos):
-            safe = os.path.basename(filename).replace("\0", "") or f"photo-{index}"
-            path = upload_dir / f"{index:02d}-{safe}"
-            path.write_bytes(data)
-            paths.append(path)
-        with _enrol_lock:
-            try:
-                pack = _enrolment_pack(ctx)
-            except ModelPackError as exc:
-                raise ActionError(f"enrolment is not available: {exc}", 503) from exc
-            threshold = ctx.settings["recognition.det_threshold"]
-            try:
-                samples = [enroll_api.analyse_image(pack, path, threshold) for path in paths]
-            except enroll_api.EnrollError as exc:
-                message = str(exc)
-                for path, (filename, _data) in zip(paths, photos):  # name the upload, not our temp copy
-                    message = message.replace(str(path), filename or path.name)
-                raise ActionError(message) from exc
-        conn = connect(ctx.db_path, busy_timeout_ms=ctx.settings["database.busy_timeout_ms"])
+    # Errors name the upload as the technician chose it.
+    labels = [filename or f"{index:02d}-photo-{index}" for index, (filename, _data) in enumerate(photos)]
+    with _enrol_lock:
         try:
-            result = enroll_api.save_samples(conn, ctx.data_dir, name, samples, pack.embedder.backend,
-                                             bus=ctx.bus)
+            pack = _enrolment_pack(ctx)
+        except ModelPackError as exc:
+            raise ActionError(f"enrolment is not available: {exc}", 503) from exc
+        threshold = ctx.settings["recognition.det_threshold"]
+        try:
+            samples = [enroll_api.analyse_array(pack, image, label, threshold)
+                       for image, label in zip(images, labels)]
         except enroll_api.EnrollError as exc:
             raise ActionError(str(exc)) from exc
-        finally:
-            conn.close()
+    conn = connect(ctx.db_path, busy_timeout_ms=ctx.settings["database.busy_timeout_ms"])
+    try:
+        result = enroll_api.save_samples(conn, ctx.data_dir, name, samples, pack.embedder.backend,
+                                         bus=ctx.bus)
+    except enroll_api.EnrollError as exc:
+        raise ActionError(str(exc)) from exc
     finally:
-        shutil.rmtree(upload_dir, ignore_errors=True)
+        conn.close()
     log.info("enrolled %s from the status page (%d photo(s))", name, len(photos))
     return result
 

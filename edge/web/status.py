@@ -9,40 +9,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import edge
-from edge.context import ServiceContext
+from edge.context import ServiceContext, answer
 from edge.db import web_queries
+from edge.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+P = TypeVar("P")
 
 
-def _ask(part_name: str, part: Any, call: Callable[[Any], Any]) -> tuple[bool, Any, str | None]:
-    """(available, value, error) for one question to one part."""
-    if part is None:
-        return False, None, None
-    try:
-        return True, call(part), None
-    except Exception as exc:  # a broken part must not take the page down
-        log.warning("status: %s failed to answer: %s", part_name, exc)
-        return False, None, f"{type(exc).__name__}: {exc}"
-
-
-def _section(part_name: str, part: Any, call: Callable[[Any], Any]) -> dict[str, Any]:
-    available, value, error = _ask(part_name, part, call)
-    section: dict[str, Any] = {"available": available}
-    if error:
-        section["error"] = error
-    if available:
-        section["data"] = value
+def _section(part_name: str, part: P | None, call: Callable[[P], Any]) -> dict[str, Any]:
+    reply = answer(part, call, f"status: {part_name}")
+    section: dict[str, Any] = {"available": reply.available}
+    if reply.error:
+        section["error"] = reply.error
+    if reply.available:
+        section["data"] = reply.value
     return section
 
 
@@ -84,8 +69,8 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
     return {
         "device": {"id": ctx.device_id, "name": ctx.settings["device.name"]},
         "version": edge.__version__,
-        "time": iso(now),
-        "started_at": iso(ctx.started_at),
+        "time": iso_utc(now),
+        "started_at": iso_utc(ctx.started_at),
         "uptime_s": round(now - ctx.started_at, 1),
         "schema_version": ctx.metrics.gauge("schema_version"),
         "models": models,
@@ -114,18 +99,18 @@ def health(ctx: ServiceContext) -> dict[str, Any]:
     if ctx.pipeline is None:
         reasons.append("pipeline is not running")
     else:
-        available, answer, error = _ask("pipeline", ctx.pipeline, lambda p: p.healthy())
-        if not available:
-            reasons.append(f"pipeline health check failed: {error}")
+        checked = answer(ctx.pipeline, lambda p: p.healthy(), "status: pipeline")
+        if not checked.available or checked.value is None:
+            reasons.append(f"pipeline health check failed: {checked.error}")
         else:
-            ok, pipeline_reasons = answer
+            ok, pipeline_reasons = checked.value
             if not ok:
                 reasons.extend(pipeline_reasons or ["pipeline reports unhealthy"])
-        available, cameras, error = _ask("pipeline", ctx.pipeline, lambda p: p.cameras_status())
-        if not available:
-            reasons.append(f"camera status unavailable: {error}")
+        cameras = answer(ctx.pipeline, lambda p: p.cameras_status(), "status: pipeline")
+        if not cameras.available or cameras.value is None:
+            reasons.append(f"camera status unavailable: {cameras.error}")
         else:
-            for camera in cameras:
+            for camera in cameras.value:
                 if not camera.get("online"):
                     reason = f"camera {camera.get('name')} is offline"
                     if reason not in reasons:
@@ -140,7 +125,8 @@ def chart_series(ctx: ServiceContext, window_s: float = 600) -> dict[str, Any]:
 
     Returns ``{"available": bool, "charts": [{"id", "title", "unit", "series": {label: [[t, v], ...]}}]}``.
     """
-    available, history, error = _ask("telemetry", ctx.telemetry, lambda t: t.history(window_s))
+    reply = answer(ctx.telemetry, lambda t: t.history(window_s), "status: telemetry")
+    available, history, error = reply.available, reply.value, reply.error
     if not available:
         return {"available": False, "error": error, "charts": []}
     history = history or {}
