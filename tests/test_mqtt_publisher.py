@@ -14,7 +14,7 @@ from edge.context import ServiceContext
 from edge.db import connect
 from edge.mqtt.client import probe_broker
 from edge.mqtt.publisher import MqttPublisher
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.support.mqtt_hub import Hub, auth_broker, persistent_broker
 from tests.support.procs import free_port
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from edge.config import load_settings
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.conftest import FACEPRO, subprocess_env
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_hub import Hub

@@ -16,7 +16,7 @@ from edge.db import faces as store
 from edge.pipeline.enroll import EnrollError, analyse_image, enroll, remove, validate_name
 from edge.pipeline.gallery import Gallery, GalleryMismatchError
 from edge.pipeline.pack import load_model_pack
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.conftest import FACEPRO, MEDIA_DIR, MODELS_DIR, subprocess_env
 
 OBAMA = MEDIA_DIR / "obama.jpg"
