@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edge import secrets
+from edge.errors import BadInput
 
 
-class ConfigError(Exception):
+class ConfigError(BadInput):
     """A settings problem; the message names the file and the key."""
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from edge import sdnotify
 from edge.config import Settings
 from edge.context import ServiceContext
-from edge.db.migrator import Migrator
+from edge.db.migrate import migrate_database
 from edge.device_id import resolve_device_id
 
 log = logging.getLogger(__name__)
@@ -29,29 +29,6 @@ class Component(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def open_migrator(settings: Settings) -> Migrator:
-    """The device database's migrator, snapshots going to ``<data_dir>/backups/pre-migrate``."""
-    return Migrator(
-        settings.db_path,
-        snapshot_dir=settings.data_dir / "backups" / "pre-migrate",
-        keep_snapshots=settings["database.pre_migrate_keep"],
-        busy_timeout_ms=settings["database.busy_timeout_ms"],
-    )
-
-
-def migrate_database(settings: Settings) -> int:
-    """Apply pending migrations (with a pre-migrate snapshot). Returns the schema version."""
-    with open_migrator(settings) as migrator:
-        applied = migrator.migrate()
-        version = migrator.current_version()
-    if applied:
-        log.info("database %s migrated to version %03d (applied %s)", settings.db_path, version,
-                 ", ".join(f"{v:03d}" for v in applied))
-    else:
-        log.info("database %s is at version %03d, no migration pending", settings.db_path, version)
-    return version
 
 
 def build_components(ctx: ServiceContext) -> list[Component]:

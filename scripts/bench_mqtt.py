@@ -33,7 +33,7 @@ from edge.context import ServiceContext  # noqa: E402
 from edge.db import connect  # noqa: E402
 from edge.db.outbox import EventOutbox  # noqa: E402
 from edge.mqtt.publisher import MqttPublisher  # noqa: E402
-from edge.service import migrate_database  # noqa: E402
+from edge.db.migrate import migrate_database  # noqa: E402
 
 
 def free_port() -> int:

@@ -50,7 +50,7 @@ from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE  # noqa: E402
 from edge.pipeline.enroll import enroll  # noqa: E402
 from edge.pipeline.pack import load_model_pack  # noqa: E402
 from edge.pipeline.service import process_file  # noqa: E402
-from edge.service import migrate_database  # noqa: E402
+from edge.db.migrate import migrate_database  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIP = SHARED / "media" / "short_hamilton_clip.mp4"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import load_settings  # noqa: E402
 from edge.context import ServiceContext  # noqa: E402
-from edge.service import migrate_database  # noqa: E402
+from edge.db.migrate import migrate_database  # noqa: E402
 from edge.telemetry.component import Telemetry  # noqa: E402
 from edge.metrics import STAGES  # noqa: E402
 from edge.telemetry.prometheus import render  # noqa: E402

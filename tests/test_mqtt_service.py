@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from edge.config import load_settings
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.conftest import DEVICE
 from tests.support.db import event_rows, insert_event
 from tests.support.mosquitto import Mosquitto

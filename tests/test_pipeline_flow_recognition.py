@@ -16,7 +16,7 @@ import pytest
 
 from edge.config import load_settings
 from edge.pipeline.service import process_file
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, subprocess_env
 
 LIN = "Lin-Manuel Miranda"

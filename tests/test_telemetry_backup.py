@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import load_settings
 from edge.context import ServiceContext
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from edge.telemetry.component import Telemetry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

@@ -8,7 +8,7 @@ import pytest
 from edge.config import load_settings
 from edge.context import ServiceContext
 from edge.db.metrics_store import MetricsStore, MinuteRow
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from edge.telemetry.component import Telemetry
 from edge.telemetry.history import History, series_name
 

@@ -119,7 +119,7 @@ def test_telemetry_samples_a_real_pipeline_run(write_settings, short_clip: tuple
     from edge.config import load_settings
     from edge.context import ServiceContext
     from edge.pipeline.service import process_file
-    from edge.service import migrate_database
+    from edge.db.migrate import migrate_database
     from edge.telemetry.component import Telemetry
 
     clip, frames = short_clip
@@ -164,7 +164,7 @@ def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: t
     from edge.config import load_settings
     from edge.context import ServiceContext
     from edge.pipeline.service import Pipeline
-    from edge.service import migrate_database
+    from edge.db.migrate import migrate_database
     from edge.telemetry.component import Telemetry
 
     clip, frames = short_clip
@@ -207,7 +207,7 @@ def test_each_camera_runs_at_its_own_det_max_side(write_settings, short_clip: tu
     from edge.config import load_settings
     from edge.context import ServiceContext
     from edge.pipeline.service import Pipeline
-    from edge.service import migrate_database
+    from edge.db.migrate import migrate_database
 
     clip, frames = short_clip
     settings = load_settings(write_settings({

@@ -22,7 +22,7 @@ import pytest
 from edge.config import load_settings
 from edge.context import ServiceContext
 from edge.db.events import EventStore
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from edge.web import auth
 from edge.web.app import create_app
 from tests.conftest import MEDIA_DIR

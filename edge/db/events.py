@@ -8,24 +8,44 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
+from edge.timestamps import db_text, iso_from_db
 
 COLUMNS = ("id", "event_type", "object_label", "confidence", "snapshot_path", "identification_method",
            "camera_name", "created_at")
 
 
-def db_timestamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+UNKNOWN_LABELS = {"", "unknown", "none", "null"}
 
 
-def iso_from_db(value: str | None) -> str | None:
-    """``YYYY-MM-DD HH:MM:SS`` (UTC) -> ``YYYY-MM-DDTHH:MM:SSZ``."""
-    if not value:
+def event_person(row: Mapping[str, Any]) -> str | None:
+    """The recognised person's name, or None for an unknown face (whatever the label says)."""
+    label = row.get("object_label")
+    if label is None or "unknown" in str(row.get("event_type") or "").lower():
         return None
-    return value.replace(" ", "T") + ("" if value.endswith("Z") else "Z")
+    if str(label).strip().lower() in UNKNOWN_LABELS:
+        return None
+    return str(label)
+
+
+def event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``events`` row as the fields every reader shows (CLI, status page, MQTT pick
+    theirs): id, type, label (as stored), person (:func:`event_person`), confidence,
+    camera, method, timestamp (ISO 8601 UTC), snapshot_path (relative to the data dir)."""
+    data = dict(row)
+    return {
+        "id": int(data["id"]),
+        "type": data.get("event_type"),
+        "label": data.get("object_label"),
+        "person": event_person(data),
+        "confidence": data.get("confidence"),
+        "camera": data.get("camera_name"),
+        "method": data.get("identification_method"),
+        "timestamp": iso_from_db(data.get("created_at")),
+        "snapshot_path": data.get("snapshot_path"),
+    }
 
 
 class EventStore:
@@ -53,7 +73,7 @@ class EventStore:
                 "INSERT INTO events (event_type, object_label, confidence, snapshot_path, identification_method,"
                 " camera_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
-                 db_timestamp(created_at)))
+                 db_text(created_at)))
             return int(cur.lastrowid)
 
     def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,
@@ -84,7 +104,7 @@ class EventStore:
 
     def delete_older_than(self, cutoff: float) -> list[str]:
         """Delete events created before ``cutoff`` (unix time); returns their snapshot paths."""
-        stamp = db_timestamp(cutoff)
+        stamp = db_text(cutoff)
         with self._lock, transaction(self._conn):
             paths = [r[0] for r in self._conn.execute(
                 "SELECT snapshot_path FROM events WHERE created_at < ? AND snapshot_path IS NOT NULL", (stamp,))]

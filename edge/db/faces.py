@@ -63,30 +63,47 @@ def enroll_rows(conn: sqlite3.Connection, name: str, encodings: list[NewEncoding
     return ids
 
 
-def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Each enrolled person: name, created_at, embeddings count, dims, backends, images."""
+_PEOPLE_ORDER = {"id": "u.id", "name": "u.name", "name_nocase": "u.name COLLATE NOCASE"}
+
+
+def list_people(conn: sqlite3.Connection, order: str = "name") -> list[dict[str, Any]]:
+    """Each enrolled person: id, name, created_at (as stored), embeddings (count), dims,
+    backends, last_enrolled_at, images (crop paths relative to faces/, oldest first).
+
+    ``order`` is ``name``, ``name_nocase`` or ``id``. Works on any schema version (columns
+    a migration adds read as absent), so read-only callers need not migrate first.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(face_encodings)")}
+
+    def column(name: str) -> str:
+        return f"f.{name}" if name in columns else "NULL"
+
     rows = conn.execute(
         "SELECT u.id, u.name, u.created_at, COUNT(f.id) AS embeddings,"
-        " GROUP_CONCAT(DISTINCT f.embedding_dim) AS dims, GROUP_CONCAT(DISTINCT f.backend) AS backends,"
+        f" GROUP_CONCAT(DISTINCT {column('embedding_dim')}) AS dims,"
+        f" GROUP_CONCAT(DISTINCT {column('backend')}) AS backends,"
         " MAX(f.created_at) AS last_enrolled_at"
         " FROM users u LEFT JOIN face_encodings f ON f.user_id = u.id"
-        " GROUP BY u.id ORDER BY u.name"
+        f" GROUP BY u.id ORDER BY {_PEOPLE_ORDER[order]}"
     ).fetchall()
-    users = []
-    for row in rows:
-        images = [r["image_path"] for r in conn.execute(
-            "SELECT image_path FROM face_encodings WHERE user_id = ? AND image_path IS NOT NULL ORDER BY id",
-            (row["id"],))]
-        users.append({
+    images: dict[int, list[str]] = {}
+    if "image_path" in columns:
+        for row in conn.execute(
+                "SELECT user_id, image_path FROM face_encodings WHERE image_path IS NOT NULL ORDER BY id"):
+            images.setdefault(int(row["user_id"]), []).append(row["image_path"])
+    return [
+        {
+            "id": int(row["id"]),
             "name": row["name"],
             "created_at": row["created_at"],
             "embeddings": int(row["embeddings"]),
-            "dims": sorted(int(d) for d in row["dims"].split(",")) if row["dims"] else [],
-            "backends": sorted(row["backends"].split(",")) if row["backends"] else [],
+            "dims": sorted(int(d) for d in str(row["dims"]).split(",")) if row["dims"] else [],
+            "backends": sorted(str(row["backends"]).split(",")) if row["backends"] else [],
             "last_enrolled_at": row["last_enrolled_at"],
-            "images": images,
-        })
-    return users
+            "images": images.get(int(row["id"]), []),
+        }
+        for row in rows
+    ]
 
 
 def remove_user(conn: sqlite3.Connection, name: str) -> list[str | None]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.db.connection import connect, online_backup
+from edge.errors import FaceproError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ TRANSACTION_RE = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\
 SNAPSHOT_PREFIX = "pre-migrate-"
 
 
-class MigrationError(Exception):
+class MigrationError(FaceproError):
     """A migration problem; the message says which file and what to do."""
 
 

@@ -10,7 +10,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
+from edge.db import faces
 from edge.db.connection import connect
+from edge.db.events import COLUMNS as EVENT_COLUMNS
+from edge.db.events import event_fields
+from edge.timestamps import iso_from_db
 
 MAX_EVENTS = 500
 
@@ -24,20 +28,6 @@ def _reader(db_path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
-
-
-def iso_utc(value: str | None) -> str | None:
-    """SQLite's UTC 'YYYY-MM-DD HH:MM:SS[.fff]' as ISO 8601 with 'Z'."""
-    if not value:
-        return None
-    text = str(value).replace(" ", "T")
-    if text.endswith("Z") or "+" in text[10:]:
-        return text
-    return text + "Z"
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def probe(db_path: Path) -> tuple[bool, str]:
@@ -68,27 +58,18 @@ def list_events(db_path: Path, *, camera: str | None = None, person: str | None 
     if before_id is not None:
         where.append("id < ?")
         params.append(int(before_id))
-    sql = ("SELECT id, event_type, object_label, confidence, snapshot_path, identification_method, "
-           "camera_name, created_at FROM events")
+    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(limit)
     with _reader(db_path) as conn:
         rows = conn.execute(sql, params).fetchall()
-    return [
-        {
-            "id": row["id"],
-            "type": row["event_type"],
-            "person": row["object_label"],
-            "confidence": row["confidence"],
-            "camera": row["camera_name"],
-            "method": row["identification_method"],
-            "timestamp": iso_utc(row["created_at"]),
-            "snapshot_path": row["snapshot_path"],
-        }
-        for row in rows
-    ]
+    events = [event_fields(row) for row in rows]
+    # The status page's "person" column shows the label as stored, "unknown" included.
+    return [{"id": e["id"], "type": e["type"], "person": e["label"], "confidence": e["confidence"],
+             "camera": e["camera"], "method": e["method"], "timestamp": e["timestamp"],
+             "snapshot_path": e["snapshot_path"]} for e in events]
 
 
 def event_filter_choices(db_path: Path) -> dict[str, list[str]]:
@@ -104,23 +85,9 @@ def event_filter_choices(db_path: Path) -> dict[str, list[str]]:
 def list_people(db_path: Path) -> list[dict[str, Any]]:
     """Enrolled users with the face crops their embeddings came from (paths under faces/)."""
     with _reader(db_path) as conn:
-        has_images = "image_path" in _columns(conn, "face_encodings")
-        users = conn.execute("SELECT id, name, created_at FROM users ORDER BY name COLLATE NOCASE").fetchall()
-        image_sql = ("SELECT user_id, image_path FROM face_encodings ORDER BY id" if has_images
-                     else "SELECT user_id, NULL AS image_path FROM face_encodings ORDER BY id")
-        faces: dict[int, list[str | None]] = {}
-        for row in conn.execute(image_sql):
-            faces.setdefault(row["user_id"], []).append(row["image_path"])
-    return [
-        {
-            "id": user["id"],
-            "name": user["name"],
-            "created_at": iso_utc(user["created_at"]),
-            "embeddings": len(faces.get(user["id"], [])),
-            "images": [path for path in faces.get(user["id"], []) if path],
-        }
-        for user in users
-    ]
+        people = faces.list_people(conn, order="name_nocase")
+    return [{"id": p["id"], "name": p["name"], "created_at": iso_from_db(p["created_at"]),
+             "embeddings": p["embeddings"], "images": [path for path in p["images"] if path]} for p in people]
 
 
 def get_person(db_path: Path, user_id: int) -> dict[str, Any] | None:

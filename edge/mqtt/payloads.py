@@ -1,36 +1,20 @@
 """JSON payloads built from event rows and service state (no paho here: plain data)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-UNKNOWN_LABELS = {"", "unknown", "none", "null"}
+from edge import timestamps
+from edge.db.events import event_fields, event_person
 
-
-def iso_utc(value: Any) -> str | None:
-    """A DB timestamp (UTC ``YYYY-MM-DD HH:MM:SS[.fff]``, ISO, or epoch seconds) as ISO 8601 'Z'."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        moment = datetime.fromtimestamp(float(value), tz=timezone.utc)
-    else:
-        text = str(value).strip().replace(" ", "T", 1)
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return str(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
-    spec = "seconds" if moment.microsecond == 0 else "milliseconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+# What the publisher and the state snapshot format their times with (re-exported here).
+iso_utc = timestamps.iso_from_db
+__all__ = ["event_message", "event_person", "iso_utc", "now_iso", "person_state", "recognition_message",
+           "snapshot_url"]
 
 
 def now_iso() -> str:
-    return iso_utc(datetime.now(timezone.utc).timestamp())  # type: ignore[return-value]
+    return timestamps.now_iso(ms=True)
 
 
 def snapshot_url(snapshot_path: str | None, data_dir: Path) -> str | None:
@@ -54,26 +38,18 @@ def snapshot_url(snapshot_path: str | None, data_dir: Path) -> str | None:
     return "/snapshots/" + "/".join(parts) if parts else None
 
 
-def event_person(row: dict[str, Any]) -> str | None:
-    label = row.get("object_label")
-    if label is None or "unknown" in str(row.get("event_type") or "").lower():
-        return None
-    if str(label).strip().lower() in UNKNOWN_LABELS:
-        return None
-    return str(label)
-
-
 def event_message(row: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     """The ``events`` topic payload for one events row."""
-    confidence = row.get("confidence")
+    event = event_fields(row)
+    confidence = event["confidence"]
     return {
-        "id": int(row["id"]),
-        "type": row.get("event_type"),
-        "person": event_person(row),
+        "id": event["id"],
+        "type": event["type"],
+        "person": event["person"],
         "confidence": None if confidence is None else round(float(confidence), 4),
-        "camera": row.get("camera_name"),
-        "timestamp": iso_utc(row.get("created_at")),
-        "snapshot": snapshot_url(row.get("snapshot_path"), data_dir),
+        "camera": event["camera"],
+        "timestamp": event["timestamp"],
+        "snapshot": snapshot_url(event["snapshot_path"], data_dir),
     }
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from edge.db import faces
 from edge.db.connection import fsync_dir
+from edge.errors import BadInput
 from edge.pipeline.pack import ModelPack
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ CROP_EXT = ".png"  # lossless: the stored crop reproduces the stored embedding
 MAX_NAME_LENGTH = 64
 
 
-class EnrollError(Exception):
+class EnrollError(BadInput):
     """Bad enrolment input (name, image); the message names it."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from edge.errors import FaceproError
 from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE, FaceDetector
 from edge.pipeline.embedder import CROP_SIZE, FaceEmbedder
 from edge.pipeline.runtime import BoundSession, create_session
@@ -30,7 +31,7 @@ DETECTOR_HINTS = ("scrfd", "det")
 EMBEDDER_HINTS = ("w600k", "arcface", "glint", "mobileface", "r50", "r100", "r34", "r18", "rec", "emb")
 
 
-class ModelPackError(Exception):
+class ModelPackError(FaceproError):
     """The model pack is missing or unusable; the message names the directory and file."""
 
 

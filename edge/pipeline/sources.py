@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.errors import FaceproError
 from edge.pipeline.ring import FrameRing, RateMeter, RingClosed
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ BACKOFF_INITIAL_S = 0.5
 DEFAULT_RECONNECT_MAX_S = 30.0
 
 
-class SourceError(Exception):
+class SourceError(FaceproError):
     """A camera cannot be opened or read; the message names the camera and its source."""
 
 

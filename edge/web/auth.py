@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import secrets
+from edge.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ SCRYPT_P = 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 
-class PasswordError(ValueError):
+class PasswordError(BadInput, ValueError):
     """A password that cannot be accepted (too short, empty)."""
 
 

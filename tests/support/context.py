@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edge.config import Settings
 from edge.context import ServiceContext
-from edge.service import migrate_database
+from edge.db.migrate import migrate_database
 from tests.conftest import DEVICE
 
 

@@ -2,28 +2,29 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from edge.cli import CliError, command_group, get_settings, print_json
+from edge.cli.common import Subparsers, command_group, get_settings, print_json
+from edge.db.events import EventStore, event_fields
+from edge.db.migrate import migrate_database
+from edge.errors import BadInput, FaceproError
 
-log = logging.getLogger(__name__)
-
+RECOGNIZED = "face_recognized"  # edge.events.RECOGNIZED, without loading cv2 for a listing
 STAGE_ORDER = ("decode", "preprocess", "detect", "embed", "match", "persist", "publish")
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    # cv2 and onnxruntime load only for the commands that need them.
     from edge.pipeline.service import process_file
     from edge.pipeline.sources import SourceError
-    from edge.service import migrate_database
 
     video = Path(args.video)
     if not video.exists():
-        raise CliError(f"{args.video}: video file not found", 2)
+        raise BadInput(f"{args.video}: video file not found")
     if not video.is_file():
-        raise CliError(f"{args.video}: not a file", 2)
+        raise BadInput(f"{args.video}: not a file")
     settings = get_settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate_database(settings)
@@ -31,11 +32,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     try:
         summary = process_file(settings, video, camera)
     except SourceError as exc:
-        raise CliError(f"{args.video}: cannot decode video ({exc})", 2) from None
-    except Exception as exc:
-        if type(exc).__name__ == "ModelPackError":
-            raise CliError(str(exc), 2) from None
-        raise
+        raise BadInput(f"{args.video}: cannot decode video ({exc})") from None
     if args.json:
         print_json(summary)
         return 0
@@ -53,37 +50,33 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_row(row: dict[str, Any]) -> dict[str, Any]:
-    from edge.db.events import iso_from_db
-
-    recognized = row["event_type"] == "face_recognized"
+def _event_json(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    e = event_fields(row)
     return {
-        "id": row["id"],
-        "type": row["event_type"],
-        "person": row["object_label"] if recognized else None,
-        "label": row["object_label"],
-        "confidence": row["confidence"],
-        "camera": row["camera_name"],
-        "timestamp": iso_from_db(row["created_at"]),
-        "snapshot": row["snapshot_path"],
-        "method": row["identification_method"],
+        "id": e["id"],
+        "type": e["type"],
+        "person": e["label"] if e["type"] == RECOGNIZED else None,
+        "label": e["label"],
+        "confidence": e["confidence"],
+        "camera": e["camera"],
+        "timestamp": e["timestamp"],
+        "snapshot": e["snapshot_path"],
+        "method": e["method"],
     }
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:
-    from edge.db.events import EventStore
-
     if args.limit < 1:
-        raise CliError(f"--limit: must be at least 1, got {args.limit}", 2)
+        raise BadInput(f"--limit: must be at least 1, got {args.limit}")
     settings = get_settings(args)
     db_path = settings.db_path
     rows: list[dict[str, Any]] = []
     if db_path.is_file():
         try:
             with EventStore(db_path, busy_timeout_ms=settings["database.busy_timeout_ms"]) as store:
-                rows = [_event_row(r) for r in store.list(limit=args.limit, camera=args.camera, person=args.person)]
+                rows = [_event_json(r) for r in store.list(limit=args.limit, camera=args.camera, person=args.person)]
         except sqlite3.Error as exc:
-            raise CliError(f"{db_path}: cannot read events: {exc} (run 'facepro migrate up'?)", 1) from None
+            raise FaceproError(f"{db_path}: cannot read events: {exc} (run 'facepro migrate up'?)") from None
     if args.json:
         print_json(rows)
         return 0
@@ -98,7 +91,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("process", help="run the face pipeline once over a video file and record its events")
     p.add_argument("video", metavar="VIDEO", help="video file (every frame is processed)")
     p.add_argument("--camera", metavar="NAME", help="camera name for the events (default: the file's name)")

@@ -6,49 +6,39 @@ These run in their own process: the running service notices enrolment changes th
 from __future__ import annotations
 
 import argparse
-import logging
-from typing import Any
+import sqlite3
 
-from edge.cli import CliError, command_group, get_settings, print_json
+from edge.cli.common import Subparsers, command_group, get_settings, print_json
 from edge.db import connect
 from edge.db import faces as faces_store
+from edge.db.migrate import migrate_database
+from edge.errors import BadInput
 
-log = logging.getLogger(__name__)
+USER_FIELDS = ("name", "created_at", "embeddings", "dims", "backends", "last_enrolled_at", "images")
 
 
-def _open_db(args: argparse.Namespace) -> Any:
-    from edge.service import migrate_database
-
+def _open_db(args: argparse.Namespace) -> sqlite3.Connection:
     settings = get_settings(args)
     migrate_database(settings)  # the schema must be current before we touch it
     return connect(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from edge.pipeline.enroll import EnrollError, analyse_image, save_samples, validate_name
-    from edge.pipeline.pack import ModelPackError, load_model_pack_from_settings
+    # cv2 and onnxruntime load only for the commands that need them.
+    from edge.pipeline.enroll import analyse_image, save_samples, validate_name
+    from edge.pipeline.pack import load_model_pack_from_settings
 
     settings = get_settings(args)
-    try:
-        validate_name(args.name)
-    except EnrollError as exc:
-        raise CliError(str(exc), 2) from None
-    try:
-        pack = load_model_pack_from_settings(settings)
-    except ModelPackError as exc:
-        raise CliError(str(exc), 1) from None
+    validate_name(args.name)
+    pack = load_model_pack_from_settings(settings)
     threshold = settings["recognition.det_threshold"]
+    # Every image is checked before the database is opened or anything written.
+    samples = [analyse_image(pack, image, threshold) for image in args.images]
+    conn = _open_db(args)
     try:
-        # Every image is checked before the database is opened or anything written.
-        samples = [analyse_image(pack, image, threshold) for image in args.images]
-        conn = _open_db(args)
-        try:
-            result = save_samples(conn, settings.data_dir, args.name, samples,
-                                  pack.embedder.backend)
-        finally:
-            conn.close()
-    except EnrollError as exc:
-        raise CliError(str(exc), 2) from None
+        result = save_samples(conn, settings.data_dir, args.name, samples, pack.embedder.backend)
+    finally:
+        conn.close()
     if args.json:
         print_json(result)
     else:
@@ -62,7 +52,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_users_list(args: argparse.Namespace) -> int:
     conn = _open_db(args)
     try:
-        users = faces_store.list_users(conn)
+        users = [{key: person[key] for key in USER_FIELDS} for person in faces_store.list_people(conn)]
     finally:
         conn.close()
     if args.json:
@@ -87,14 +77,14 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
     try:
         result = remove(conn, settings.data_dir, args.name)
     except KeyError:
-        raise CliError(f"no enrolled person named {args.name!r} (see: facepro users list)", 2) from None
+        raise BadInput(f"no enrolled person named {args.name!r} (see: facepro users list)") from None
     finally:
         conn.close()
     print(f"removed {result['name']}: {result['removed_embeddings']} face(s)")
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("enroll", help="enrol a person from photos (exactly one face per photo)")
     p.add_argument("name", metavar="NAME", help="the person's name")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="photo(s) with exactly one face each")

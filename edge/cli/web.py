@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
 
-from edge.cli import CliError, command_group, get_settings
+from edge.cli.common import Subparsers, command_group, get_settings
+from edge.errors import BadInput, FaceproError
 from edge.web import auth
 
 
@@ -14,12 +14,12 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.stdin or not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line:
-            raise CliError("web set-password: no password on stdin", 2)
+            raise BadInput("web set-password: no password on stdin")
         return line.rstrip("\r\n")
     first = getpass.getpass("New technician password: ")
     second = getpass.getpass("Repeat it: ")
     if first != second:
-        raise CliError("web set-password: the two passwords differ", 2)
+        raise BadInput("web set-password: the two passwords differ")
     return first
 
 
@@ -29,16 +29,16 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     try:
         auth.set_password(settings.data_dir, password)
     except auth.PasswordError as exc:
-        raise CliError(f"web set-password: {exc}", 2) from exc
+        raise BadInput(f"web set-password: {exc}") from exc
     except OSError as exc:
-        raise CliError(f"web set-password: cannot write {auth.password_file(settings.data_dir)}: "
-                       f"{exc.strerror or exc}", 1) from exc
+        raise FaceproError(f"web set-password: cannot write {auth.password_file(settings.data_dir)}: "
+                           f"{exc.strerror or exc}") from exc
     print(f"technician password set ({auth.password_file(settings.data_dir)}); "
           "sessions logged in with the old one are signed out")
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     sub = command_group(subparsers, "web", "status page administration")
     p = sub.add_parser("set-password", help="set the technician password (read from stdin, or prompted twice)")
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")

@@ -3,84 +3,50 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import stat
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from edge.cli import CliError, command_group, get_settings, print_json
+from edge.cli.common import (Subparsers, command_group, end_progress, get_settings, human_size, print_json,
+                             progress_printer, write_output)
+from edge.db import faces as faces_store
+from edge.db.connection import connect
+from edge.device_id import resolve_device_id
+from edge.errors import BadInput, FaceproError
 
-
-def _manager(args: argparse.Namespace) -> Any:
+if TYPE_CHECKING:
     from edge.backup.manager import BackupManager
-    from edge.device_id import resolve_device_id
+
+
+def _manager(args: argparse.Namespace) -> BackupManager:
+    from edge.backup.manager import BackupManager  # loads the archive and crypto code: only when needed
 
     settings = get_settings(args)
     device_id = resolve_device_id(settings["device.id"], settings.data_dir)
     return BackupManager(settings, device_id)
 
 
-def _errors():
-    from edge.backup.errors import BackupError
-
-    return BackupError
-
-
-def _human(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
-
-
-def _progress_printer(enabled: bool):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    state = {"last": ""}
-
-    def show(fraction: float, message: str) -> None:
-        line = f"\r{fraction * 100:5.1f}% {message[:60]:<60}"
-        if line != state["last"]:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-            state["last"] = line
-
-    return show
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     manager = _manager(args)
-    try:
-        result = manager.create(target=args.target, include=args.include, progress=_progress_printer(not args.json))
-    except _errors() as exc:
-        raise CliError(str(exc), 2 if str(exc).startswith(("--include", "no backup target")) else 1) from None
-    if sys.stderr.isatty() and not args.json:
-        sys.stderr.write("\n")
+    result = manager.create(target=args.target, include=args.include, progress=progress_printer(not args.json))
+    end_progress(not args.json)
     if args.json:
         print_json(result)
     else:
         for entry in result["targets"]:
             if entry["ok"]:
-                print(f"ok: {result['name']} ({_human(result['size'])}) written to {entry['target']} and verified")
+                print(f"ok: {result['name']} ({human_size(result['size'])}) written to {entry['target']} and verified")
             else:
                 print(f"FAILED: {entry['target']}: {entry['error']}")
     if not result["ok"]:
-        raise CliError("backup failed on " + ", ".join(e["target"] for e in result["targets"] if not e["ok"]), 1)
+        raise FaceproError("backup failed on " + ", ".join(e["target"] for e in result["targets"] if not e["ok"]))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    manager = _manager(args)
-    try:
-        items = manager.list(target=args.target)
-    except _errors() as exc:
-        raise CliError(str(exc), 1) from None
+    items = _manager(args).list(target=args.target)
     if args.json:
         print_json(items)
         return 0
@@ -91,16 +57,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{item['target']:<12} UNAVAILABLE: {item['error']}")
         else:
             flag = " encrypted" if item["encrypted"] else ""
-            print(f"{item['target']:<12} {item['name']}  {_human(item['size']):>10}  {item['created_at']}{flag}")
+            print(f"{item['target']:<12} {item['name']}  {human_size(item['size']):>10}  {item['created_at']}{flag}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    manager = _manager(args)
-    try:
-        result = manager.verify(args.archive, target=args.target, key_file=args.key_file)
-    except _errors() as exc:
-        raise CliError(str(exc), 1) from None
+    result = _manager(args).verify(args.archive, target=args.target, key_file=args.key_file)
     if args.json:
         print_json(result)
     else:
@@ -115,18 +77,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     manager = _manager(args)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise CliError("restore replaces the current data (a pre-restore backup is taken first); "
-                           "pass --yes to confirm", 2)
+            raise BadInput("restore replaces the current data (a pre-restore backup is taken first); "
+                           "pass --yes to confirm")
         answer = input(f"Restore {args.archive} over the data in {manager.data_dir}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
-            raise CliError("restore cancelled", 1)
-    try:
-        result = manager.restore(args.archive, include=args.include, target=args.target, key_file=args.key_file,
-                                 progress=_progress_printer(not args.json))
-    except _errors() as exc:
-        raise CliError(str(exc), 1) from None
-    if sys.stderr.isatty() and not args.json:
-        sys.stderr.write("\n")
+            raise FaceproError("restore cancelled")
+    result = manager.restore(args.archive, include=args.include, target=args.target, key_file=args.key_file,
+                             progress=progress_printer(not args.json))
+    end_progress(not args.json)
     if args.json:
         print_json(result)
     else:
@@ -139,11 +97,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    manager = _manager(args)
-    try:
-        removed = manager.prune(target=args.target, keep=args.keep)
-    except _errors() as exc:
-        raise CliError(str(exc), 2 if str(exc).startswith(("--keep", "no backup target")) else 1) from None
+    removed = _manager(args).prune(target=args.target, keep=args.keep)
     for target, names in removed.items():
         print(f"{target}: removed {len(names)} archive(s)" + "".join(f"\n  {n}" for n in names))
     return 0
@@ -168,48 +122,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_atomic_via(path: Path, writer) -> None:
-    path = path.absolute()
-    if path.is_dir():
-        raise CliError(f"{path}: is a directory", 2)
-    if not path.parent.is_dir():
-        raise CliError(f"{path.parent}: directory does not exist", 2)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+def _people_for_export(db_path: Path) -> list[dict[str, Any]]:
+    """Who the exported images belong to (paths inside the ZIP); [] without a database."""
+    if not db_path.exists():
+        return []
+    conn = connect(db_path, readonly=True)
     try:
-        with open(tmp, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        people = faces_store.list_people(conn, order="id")
+    finally:
+        conn.close()
+    return [{"id": p["id"], "name": p["name"], "images": ["faces/" + path for path in p["images"] if path]}
+            for p in people]
 
 
 def cmd_export_faces(args: argparse.Namespace) -> int:
     settings = get_settings(args)
     faces = settings.data_dir / "faces"
-    people: list[dict[str, Any]] = []
-    if settings.db_path.exists():
-        from edge.db.connection import connect
-
-        conn = connect(settings.db_path, readonly=True)
-        try:
-            cols = {r[1] for r in conn.execute("PRAGMA table_info(face_encodings)")}
-            image = "f.image_path" if "image_path" in cols else "NULL"
-            rows = conn.execute(f"SELECT u.id, u.name, f.id AS encoding_id, {image} AS image_path "
-                                "FROM users u LEFT JOIN face_encodings f ON f.user_id = u.id ORDER BY u.id, f.id")
-            by_user: dict[int, dict[str, Any]] = {}
-            for row in rows:
-                person = by_user.setdefault(row["id"], {"id": row["id"], "name": row["name"], "images": []})
-                if row["image_path"]:
-                    person["images"].append("faces/" + row["image_path"])
-            people = list(by_user.values())
-        finally:
-            conn.close()
+    people = _people_for_export(settings.db_path)
     count = 0
 
-    def write(fh) -> None:
+    def write(fh: BinaryIO) -> None:
         nonlocal count
         with zipfile.ZipFile(fh, "w") as zf:
             if faces.is_dir():
@@ -221,7 +153,7 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
             info.external_attr = (stat.S_IFREG | 0o644) << 16
             zf.writestr(info, json.dumps(people, indent=2), compress_type=zipfile.ZIP_DEFLATED)
 
-    _write_atomic_via(Path(args.out), write)
+    write_output(Path(args.out), write)
     print(f"ok: {count} face image(s) of {len(people)} person(s) exported to {args.out}")
     return 0
 
@@ -229,7 +161,7 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 def cmd_export_settings(args: argparse.Namespace) -> int:
     settings = get_settings(args)
     data = json.dumps(settings.redacted(), indent=2).encode() + b"\n"
-    _write_atomic_via(Path(args.out), lambda fh: fh.write(data))
+    write_output(Path(args.out), lambda fh: fh.write(data))
     print(f"ok: effective settings (secrets masked) exported to {args.out}")
     return 0
 
@@ -242,7 +174,7 @@ def _include(value: str) -> list[str]:
     return parts
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     sub = command_group(subparsers, "backup", "create, list, verify, restore and prune backups")
 
     p = sub.add_parser("create", help="write a backup to every enabled target (or --target)")

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 from edge import doctor
+from edge.cli.common import Subparsers, print_json
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.cli import print_json
-
     if args.log_level == "info":
         # The table is the report; the parts' start-up info lines would only bury it.
         logging.getLogger().setLevel(logging.WARNING)
@@ -24,7 +22,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if counts[doctor.FAIL] else 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("doctor", help="check settings, database, models, cameras, MQTT, backups, disk, clock")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S",
