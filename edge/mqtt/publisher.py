@@ -19,18 +19,17 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
-
-import paho.mqtt.client as mqtt
+from collections.abc import Callable
+from typing import Any
 
 from edge import secrets
-from edge.context import ServiceContext, ask
+from edge.context import ServiceContext
 from edge.db.outbox import EventOutbox
+from edge.mqtt import client as paho
 from edge.mqtt.actions import run_command
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
-from edge.mqtt.discovery import build_discovery
-from edge.mqtt.payloads import event_message, iso_utc, now_iso, person_state, recognition_message
-from edge.mqtt.snapshot import ha_state, minimal_telemetry
+from edge.mqtt.payloads import event_message, now_iso, recognition_message
+from edge.mqtt.states import RetainedStates
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,6 @@ class MqttPublisher:
         # Worker-thread state.
         self._inflight: dict[int, tuple[int, float, dict[str, Any]]] = {}  # mid -> (row id, sent, event)
         self._cursor = 0
-        self._people: dict[str, dict[str, Any]] = {}
-        self._camera_states: dict[str, str] = {}
-        self._alerts_active: dict[str, set[str]] = {}
-        self._last_discovery = ""
 
         # Read by status() from other threads.
         self._status_lock = threading.Lock()
@@ -94,6 +89,8 @@ class MqttPublisher:
         self._counts: dict[str, int | None] = {"unpublished": None, "skipped": None}
         self._published = 0
         self._skipped_now = 0
+        self.states = RetainedStates(ctx, self.topics, self._publish, self._connected.is_set, self._outbox,
+                                     self._outbox_numbers, self.discovery_enabled)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -101,8 +98,8 @@ class MqttPublisher:
         bus = self.ctx.bus
         self._unsubscribe = [
             bus.subscribe("event", lambda _payload: self._wake.set()),
-            bus.subscribe("camera", lambda payload: self._queue(lambda: self._camera_changed(payload))),
-            bus.subscribe("alert", lambda payload: self._queue(lambda: self._alert_changed(payload))),
+            bus.subscribe("camera", lambda payload: self._queue(lambda: self.states.camera_changed(payload))),
+            bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
         ]
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._worker.start()
@@ -143,7 +140,7 @@ class MqttPublisher:
 
     # -- paho callbacks (network thread: flag and queue only) -------------------------
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: Any,
                     _properties: Any) -> None:
         if is_failure(reason_code):
             with self._status_lock:
@@ -160,7 +157,7 @@ class MqttPublisher:
         log.info("MQTT connected to %s", self.broker)
         self._queue(self._republish_all)
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason_code: Any,
                        _properties: Any) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
@@ -173,12 +170,12 @@ class MqttPublisher:
             log.warning("MQTT disconnected from %s (%s); reconnecting with backoff", self.broker,
                         reason_text(reason_code))
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any,
+    def _on_publish(self, _client: paho.Client, _userdata: Any, mid: int, reason_code: Any,
                     _properties: Any) -> None:
         self._acks.put((mid, reason_code))
         self._wake.set()
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         topic = message.topic
         payload = bytes(message.payload or b"")
         if topic == self.topics.ha_status:
@@ -218,7 +215,7 @@ class MqttPublisher:
                 if self._connected.is_set():
                     self._fill_window()
                     if now >= next_telemetry:
-                        self._publish_telemetry()
+                        self.states.publish_telemetry()
                 if now >= next_telemetry:
                     next_telemetry = now + self.telemetry_interval_s
             except Exception as exc:
@@ -258,7 +255,7 @@ class MqttPublisher:
             except Exception:
                 log.exception("MQTT task failed")
 
-    def _publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
+    def _publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> paho.MQTTMessageInfo:
         if isinstance(payload, (dict, list)):
             text = json.dumps(payload, separators=(",", ":"), default=str)
         else:
@@ -296,8 +293,8 @@ class MqttPublisher:
         for row in rows:
             event = event_message(row, self.ctx.data_dir)
             info = self._publish(self.topics.events, event, qos=1)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.warning("MQTT: event %d not queued (%s); will retry", event["id"], mqtt.error_string(info.rc))
+            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                log.warning("MQTT: event %d not queued (%s); will retry", event["id"], paho.error_string(info.rc))
                 return
             self._inflight[info.mid] = (event["id"], time.monotonic(), event)
             self._cursor = event["id"]
@@ -327,13 +324,9 @@ class MqttPublisher:
         self.ctx.metrics.incr("mqtt_events_published", len(done))
         for event in done:
             self._publish(self.topics.recognition, recognition_message(event), qos=1)
-            person = event.get("person")
-            if person:
-                state = person_state(event)
-                self._people[person] = state
-                self._publish(self.topics.person(person), state, qos=1, retain=True)
+            self.states.person_seen(event)
 
-    # -- states, telemetry, discovery -------------------------------------------------
+    # -- retained states (on the worker; the outbox's in-flight window is ours) ---------
 
     def _republish_all(self) -> None:
         """On every connect and when Home Assistant restarts: discovery and every retained state."""
@@ -341,86 +334,12 @@ class MqttPublisher:
             return
         now = time.monotonic()
         self._inflight = {mid: (rid, now, event) for mid, (rid, _sent, event) in self._inflight.items()}
-        self._last_discovery = ""
-        self._camera_states.clear()
-        if not self._people:
-            self._people = self._outbox_people()
-        for person, state in self._people.items():
-            self._publish(self.topics.person(person), state, qos=1, retain=True)
-        active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
-        if isinstance(active, list):
-            self._alerts_active = {}
-            for alert in active:
-                if isinstance(alert, dict) and alert.get("name"):
-                    self._alerts_active.setdefault(str(alert["name"]), set()).add(str(alert.get("subject") or ""))
-        for name in self._alert_names():
-            self._publish(self.topics.alert(name), "ON" if self._alerts_active.get(name) else "OFF",
-                          qos=1, retain=True)
-        self._publish_telemetry()
+        self.states.republish_all()
 
-    def _outbox_people(self) -> dict[str, dict[str, Any]]:
-        people: dict[str, dict[str, Any]] = {}
-        for row in self._outbox.last_seen_people():
-            event = event_message(row, self.ctx.data_dir)
-            if event["person"]:
-                people[event["person"]] = person_state(event)
-        return people
-
-    def _alert_names(self) -> list[str]:
-        rules = self.ctx.settings.get("alerts", {}) or {}
-        names = [key for key, value in rules.items() if isinstance(value, dict)]
-        return names + sorted(n for n in self._alerts_active if n not in names)
-
-    def _publish_telemetry(self) -> None:
+    def _outbox_numbers(self) -> dict[str, int | None]:
         with self._status_lock:
-            outbox = {"unpublished": self._counts["unpublished"], "skipped": self._counts["skipped"],
-                      "skipped_since_start": self._skipped_now, "published_since_start": self._published}
-        snapshot = ask(self.ctx.telemetry, lambda t: t.snapshot(), None, "telemetry.snapshot()")
-        if isinstance(snapshot, dict):
-            snapshot = dict(snapshot)
-            snapshot.setdefault("mqtt", outbox)
-        else:
-            snapshot = minimal_telemetry(self.ctx, outbox)
-        self._publish(self.topics.telemetry, snapshot, qos=0)
-        state = ha_state(self.ctx, snapshot)
-        if self.discovery_enabled:
-            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state,
-                                                   self._alert_names()), separators=(",", ":"))
-            if discovery != self._last_discovery:
-                self._publish(self.topics.discovery_config, discovery, qos=1, retain=True)
-                self._last_discovery = discovery
-        self._publish(self.topics.state, state, qos=1, retain=True)
-        for camera in state["cameras"].values():
-            self._set_camera_state(str(camera["name"]), bool(camera["online"]))
-
-    def _set_camera_state(self, name: str, online: bool) -> None:
-        value = "online" if online else "offline"
-        if self._camera_states.get(name) != value and self._connected.is_set():
-            self._publish(self.topics.camera_status(name), value, qos=1, retain=True)
-            self._camera_states[name] = value
-
-    def _camera_changed(self, payload: dict[str, Any]) -> None:
-        if payload.get("name") is None:
-            return
-        self._set_camera_state(str(payload["name"]), bool(payload.get("online")))
-
-    def _alert_changed(self, payload: dict[str, Any]) -> None:
-        name = payload.get("name")
-        if not name:
-            return
-        name = str(name)
-        subject = str(payload.get("subject") or "")
-        raised = str(payload.get("state", "")).lower() in ("raised", "on", "active")
-        subjects = self._alerts_active.setdefault(name, set())
-        (subjects.add if raised else subjects.discard)(subject)
-        message = {
-            "name": name, "subject": payload.get("subject"), "state": "raised" if raised else "cleared",
-            "value": payload.get("value"), "message": payload.get("message"),
-            "at": iso_utc(payload.get("at")) or now_iso(),
-        }
-        if self._connected.is_set():
-            self._publish(self.topics.alerts, message, qos=1)
-            self._publish(self.topics.alert(name), "ON" if subjects else "OFF", qos=1, retain=True)
+            return {"unpublished": self._counts["unpublished"], "skipped": self._counts["skipped"],
+                    "skipped_since_start": self._skipped_now, "published_since_start": self._published}
 
     # -- commands --------------------------------------------------------------------
 
