@@ -22,10 +22,11 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -190,7 +191,7 @@ class EventSink:
         self.counts: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings: Any, store: EventStore, bus: Any = None, metrics: Any = None) -> "EventSink":
+    def from_settings(cls, settings: Any, store: EventStore, bus: Any = None, metrics: Any = None) -> EventSink:
         return cls(store, settings.data_dir, bus=bus, metrics=metrics,
                    match_threshold=settings["recognition.match_threshold"],
                    cooldown_s=settings["recognition.cooldown_s"],

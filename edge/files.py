@@ -7,13 +7,14 @@ name, and the directory is fsynced so the rename itself survives.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO
 
 Writer = Callable[[BinaryIO], object]
 
 
-def fsync_dir(directory: Union[str, "os.PathLike[str]"]) -> None:
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -21,7 +22,7 @@ def fsync_dir(directory: Union[str, "os.PathLike[str]"]) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Union[str, "os.PathLike[str]"], data: bytes | Writer, *, mode: int | None = None,
+def write_atomic(path: str | os.PathLike[str], data: bytes | Writer, *, mode: int | None = None,
                  temp_suffix: str | None = None) -> Path:
     """Replace ``path`` with ``data`` (bytes, or a function writing to the open file).
 

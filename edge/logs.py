@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 from edge import secrets
 
@@ -25,7 +26,7 @@ class OneLineFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z {record.levelname:<7} {component}: {message}"
 
 
-def setup_logging(level: str = "info", stream=None) -> None:
+def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """Configure the root logger once; safe to call again (replaces the handler)."""
     if level.lower() not in LEVELS:
         raise ValueError(f"--log-level: {level!r} is not one of {', '.join(LEVELS)}")

@@ -11,8 +11,9 @@ import bisect
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -90,8 +91,8 @@ class Metrics:
                 counts[group] += self._latency_count[key]
                 sums[group] += self._latency_sum[key]
         stats: dict[Any, dict[str, Any]] = {}
-        for group, values in pooled.items():
-            arr = np.asarray(values, dtype=np.float64)
+        for group, samples in pooled.items():
+            arr = np.asarray(samples, dtype=np.float64)
             p50, p95, p99 = np.percentile(arr, [50, 95, 99]) if arr.size else (0.0, 0.0, 0.0)
             stats[group] = {
                 "count": counts[group],

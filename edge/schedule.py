@@ -16,12 +16,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from edge.errors import BadInput
+
 _DAILY = re.compile(r"^daily(?:\s+(\d{1,2}):(\d{2}))?$")
 _EVERY = re.compile(r"^every\s+(\d+)\s*(m|min|h|d)$")
 MIN_INTERVAL = timedelta(minutes=5)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(BadInput, ValueError):
     """The schedule string cannot be understood; the message says what is accepted."""
 
 

@@ -40,7 +40,7 @@ def remove_file_gently(path: Path, step: int = REMOVE_STEP) -> None:
 
 def remove_tree_gently(root: Path, step: int = REMOVE_STEP) -> None:
     """``shutil.rmtree(root, ignore_errors=True)``, large files removed gently first."""
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         for name in files:
             path = Path(folder) / name
             try:

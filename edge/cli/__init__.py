@@ -11,7 +11,7 @@ import argparse
 import logging
 import sqlite3
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from edge.cli import backup, config, doctor, enroll, events, migrate, run, version, web
 from edge.cli.common import ArgumentParser

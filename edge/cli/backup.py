@@ -9,8 +9,16 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from edge.cli.common import (Subparsers, command_group, end_progress, get_settings, human_size, print_json,
-                             progress_printer, write_output)
+from edge.cli.common import (
+    Subparsers,
+    command_group,
+    end_progress,
+    get_settings,
+    human_size,
+    print_json,
+    progress_printer,
+    write_output,
+)
 from edge.db import faces as faces_store
 from edge.db.connection import connect
 from edge.device_id import resolve_device_id

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_json(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+def _event_json(row: Mapping[str, Any]) -> dict[str, Any]:
     e = event_fields(row)
     return {
         "id": e["id"],

@@ -6,7 +6,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from edge.db.connection import connect
+from edge.db.connection import connect, integrity_check
 
 COUNTED_TABLES = ("users", "face_encodings", "events")
 
@@ -43,7 +43,7 @@ def schema_version_or_zero(path: Path) -> int:
 
 def integrity(conn: sqlite3.Connection) -> str:
     """``PRAGMA integrity_check``'s first line: ``"ok"`` for a sound database."""
-    return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    return integrity_check(conn)[0]
 
 
 def checkpoint_truncate(conn: sqlite3.Connection) -> None:

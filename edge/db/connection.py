@@ -10,8 +10,10 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+
+from edge.files import fsync_dir
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 SNAPSHOT_SYNC_BYTES = 8 << 20
@@ -155,9 +157,19 @@ def online_backup(
     fsync_dir(dest.parent)
 
 
-def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def integrity_check(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA integrity_check``'s lines: ``["ok"]`` for a sound database."""
+    return [str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall()]
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """Changes when another connection commits to the file (``PRAGMA data_version``)."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (never None after a successful INSERT)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise sqlite3.DatabaseError("INSERT returned no row id")
+    return int(rowid)

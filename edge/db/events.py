@@ -5,12 +5,14 @@ to the data directory (``snapshots/...``) or NULL when no snapshot was kept.
 """
 from __future__ import annotations
 
+import builtins
 import os
 import sqlite3
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
+from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, inserted_id, transaction
 from edge.timestamps import db_text, iso_from_db
 
 COLUMNS = ("id", "event_type", "object_label", "confidence", "snapshot_path", "identification_method",
@@ -60,7 +62,7 @@ class EventStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "EventStore":
+    def __enter__(self) -> EventStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -74,12 +76,13 @@ class EventStore:
                 " camera_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
                  db_text(created_at)))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,
              event_type: str | None = None) -> list[dict[str, Any]]:
         """Newest first."""
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
         if camera is not None:
             where.append("camera_name = ?")
             args.append(camera)
@@ -102,7 +105,7 @@ class EventStore:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
-    def delete_older_than(self, cutoff: float) -> list[str]:
+    def delete_older_than(self, cutoff: float) -> builtins.list[str]:
         """Delete events created before ``cutoff`` (unix time); returns their snapshot paths."""
         stamp = db_text(cutoff)
         with self._lock, transaction(self._conn):
@@ -111,14 +114,14 @@ class EventStore:
             self._conn.execute("DELETE FROM events WHERE created_at < ?", (stamp,))
         return paths
 
-    def oldest_snapshots(self, limit: int) -> list[tuple[int, str]]:
+    def oldest_snapshots(self, limit: int) -> builtins.list[tuple[int, str]]:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, snapshot_path FROM events WHERE snapshot_path IS NOT NULL ORDER BY id LIMIT ?",
                 (int(limit),)).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    def clear_snapshots(self, ids: list[int]) -> None:
+    def clear_snapshots(self, ids: builtins.list[int]) -> None:
         if not ids:
             return
         with self._lock, transaction(self._conn):

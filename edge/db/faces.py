@@ -7,12 +7,13 @@ path relative to ``<data_dir>/faces``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from edge.db.connection import transaction
+from edge.db.connection import inserted_id, transaction
 
 EMBEDDING_DTYPE = np.dtype("<f4")
 
@@ -41,7 +42,7 @@ def add_encodings(conn: sqlite3.Connection, name: str, encodings: Iterable[NewEn
     (user id, encoding ids). The caller owns the transaction (see :func:`enroll_rows`)."""
     row = find_user(conn, name)
     if row is None:
-        user_id = int(conn.execute("INSERT INTO users (name) VALUES (?)", (name,)).lastrowid)
+        user_id = inserted_id(conn.execute("INSERT INTO users (name) VALUES (?)", (name,)))
     else:
         user_id = int(row["id"])
     ids: list[int] = []
@@ -52,7 +53,7 @@ def add_encodings(conn: sqlite3.Connection, name: str, encodings: Iterable[NewEn
             " VALUES (?, ?, ?, ?, ?)",
             (user_id, embedding_to_blob(vector), int(vector.size), backend, enc.image_path),
         )
-        ids.append(int(cur.lastrowid))
+        ids.append(inserted_id(cur))
     return user_id, ids
 
 

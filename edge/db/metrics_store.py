@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from edge.db.connection import connect, transaction
+from edge.db.connection import connect, inserted_id, transaction
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class MetricsStore:
             cur = self._conn.execute(
                 "INSERT INTO alert_history (alert, subject, state, value, message, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (alert, subject, state, value, message, at))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def close_open_alerts(self, at: str, message: str) -> int:
         """Record ``cleared`` for every (alert, subject) whose latest transition is ``raised``:

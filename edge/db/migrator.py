@@ -384,7 +384,7 @@ class Migrator:
         if self._owns_conn:
             self.conn.close()
 
-    def __enter__(self) -> "Migrator":
+    def __enter__(self) -> Migrator:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
 

@@ -8,7 +8,8 @@ only calls them and words the fixes.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edge.doctor.check import FAIL, INFO, PASS, WARN, Check
 from edge.doctor.local import (

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 PASS, WARN, FAIL, INFO = "PASS", "WARN", "FAIL", "INFO"
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")

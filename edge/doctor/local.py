@@ -82,7 +82,7 @@ def check_disk(settings: Settings) -> Check:
 
 
 def check_database(settings: Settings) -> Check:
-    from edge.db.connection import connect
+    from edge.db.connection import connect, integrity_check
     from edge.db.migrator import MigrationError, Migrator
 
     path = settings.db_path
@@ -96,7 +96,7 @@ def check_database(settings: Settings) -> Check:
         return Check("database", FAIL, f"{path}: cannot open: {exc}",
                      f"check the file's owner (chown facepro {path}) or restore a backup")
     try:
-        integrity = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        integrity = integrity_check(conn)
         if integrity != ["ok"]:
             return Check("database", FAIL, f"{path}: integrity_check: {'; '.join(integrity[:3])}",
                          "stop the service and restore the latest backup (facepro backup restore ARCHIVE)")

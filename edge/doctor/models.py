@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 def check_model_pack(settings: Settings) -> Check:
     import numpy as np
 
-    from edge.pipeline.pack import load_model_pack
     from edge.pipeline.pack import ModelPackError as pack_error
+    from edge.pipeline.pack import load_model_pack
     models_dir = settings.models_dir
     fix = (f"install a model pack into {models_dir}: deploy/install.sh --models PATH (a directory or .zip "
            "holding a SCRFD detector and an ArcFace embedder), or point paths.models_dir at one")

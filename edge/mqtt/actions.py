@@ -7,7 +7,8 @@ JSON object; anything else is an error, never a crash.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edge import secrets
 from edge.context import ServiceContext

@@ -20,6 +20,14 @@ from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
+# What the rest of the package needs of paho, so that paho is imported here only.
+Client = mqtt.Client
+MQTTMessage = mqtt.MQTTMessage
+MQTTMessageInfo = mqtt.MQTTMessageInfo
+MQTT_ERR_SUCCESS = mqtt.MQTT_ERR_SUCCESS
+MQTT_ERR_NO_CONN = mqtt.MQTT_ERR_NO_CONN
+error_string = mqtt.error_string
+
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 120
 

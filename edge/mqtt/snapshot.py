@@ -101,7 +101,9 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
     cams = cameras(ctx) or [c for c in telemetry.get("cameras") or []
                             if isinstance(c, dict) and c.get("name") is not None]
     ids = unique_object_ids([str(c["name"]) for c in cams])
-    gpu_info = telemetry.get("gpu") if isinstance(telemetry.get("gpu"), dict) else {}
+    gpu_info = telemetry.get("gpu")
+    if not isinstance(gpu_info, dict):
+        gpu_info = {}
     gpu = gpu_info.get("utilization_percent") if gpu_info.get("available") else None
     temps = _lookup_dict(telemetry, "system.temperatures_c")
     temperature = max(temps.values()) if temps else _lookup(telemetry, "system.temperature_c")

@@ -84,7 +84,7 @@ class _ShapeState:
         self.anchors: list[np.ndarray] = []
         for stride in STRIDES:
             h, w = self.in_h // stride, self.in_w // stride
-            centers = np.stack(np.mgrid[:h, :w][::-1], axis=-1).astype(np.float32)
+            centers = np.stack(list(np.mgrid[:h, :w][::-1]), axis=-1).astype(np.float32)
             centers = (centers * stride).reshape(-1, 2)
             centers = np.repeat(centers, NUM_ANCHORS, axis=0)
             self.anchors.append(np.ascontiguousarray(centers))
@@ -103,9 +103,9 @@ class FaceDetector:
         self.max_faces = int(max_faces)
         self._order = _output_order(bound)
         self.has_kps = len(bound.output_names) == 9
-        self._shapes: dict[tuple[int, int], _ShapeState] = {}
+        self._shapes: dict[tuple[int, int, int], _ShapeState] = {}
         self._state: _ShapeState | None = None
-        self._padded_for: dict[int, tuple[int, int]] = {}  # input buffer address -> frame size
+        self._padded_for: dict[int, tuple[int, int, int]] = {}  # input buffer address -> frame shape key
         self._boxes = np.zeros((self.max_faces, 4), dtype=np.float32)
         self._scores = np.zeros((self.max_faces,), dtype=np.float32)
         self._kps = np.zeros((self.max_faces, 5, 2), dtype=np.float32)

@@ -62,8 +62,9 @@ class FaceEmbedder:
             raise ValueError(f"{bound.file}: an embedder needs a [N,3,112,112] input, this model has {spec}")
         self.bound = bound
         self.max_faces = int(max_faces)
-        self.dynamic_batch = not (isinstance(spec[0], int) and spec[0] > 0)
-        self.fixed_batch = 1 if self.dynamic_batch else int(spec[0])
+        batch = spec[0]
+        self.dynamic_batch = not (isinstance(batch, int) and batch > 0)
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else 1
         if not self.dynamic_batch and self.fixed_batch != 1:
             raise ValueError(f"{bound.file}: fixed batch size {self.fixed_batch} is not supported (need 1 or dynamic)")
         # One bound shape per face count (1..max_faces), all over the same batch memory.

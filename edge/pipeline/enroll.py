@@ -12,16 +12,17 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from edge.db import faces
-from edge.db.connection import fsync_dir
 from edge.errors import BadInput
+from edge.files import fsync_dir
 from edge.pipeline.pack import ModelPack
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from edge.db import faces
-from edge.db.connection import transaction
+from edge.db.connection import data_version, transaction
+from edge.errors import FaceproError
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class _ConnectionState:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn  # a reference, not id(): ids of dead objects get reused
-        self.data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        self.data_version = data_version(conn)
         self.total_changes = conn.total_changes
 
-    def same(self, other: "_ConnectionState | None") -> bool:
+    def same(self, other: _ConnectionState | None) -> bool:
         return (other is not None and other.conn is self.conn
                 and other.data_version == self.data_version and other.total_changes == self.total_changes)
 
@@ -58,7 +59,7 @@ def _connection_state(conn: sqlite3.Connection) -> _ConnectionState:
     return _ConnectionState(conn)
 
 
-class GalleryMismatchError(ValueError):
+class GalleryMismatchError(FaceproError, ValueError):
     """Embeddings of another dimension or backend than the gallery's."""
 
 
@@ -91,7 +92,7 @@ class Gallery:
     # -- loading ---------------------------------------------------------------------
     @classmethod
     def load(cls, conn: sqlite3.Connection, dim: int, backend: str, max_queries: int = 16,
-             strict: bool = False) -> "Gallery":
+             strict: bool = False) -> Gallery:
         """The gallery for an embedder of ``dim``/``backend`` from the database.
 
         Rows from another model are left out with a warning, or with ``strict`` raise
@@ -145,7 +146,7 @@ class Gallery:
         self._seen = state
         return False
 
-    def reload_if_changed(self, conn: sqlite3.Connection) -> "Gallery":
+    def reload_if_changed(self, conn: sqlite3.Connection) -> Gallery:
         """This gallery, or a freshly loaded one if enrolment changed meanwhile."""
         if not self.changed(conn):
             return self

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from edge.errors import FaceproError
 from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE, FaceDetector

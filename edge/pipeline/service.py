@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge.config import Settings
 from edge.context import ServiceContext
@@ -281,7 +282,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
     own_store = store is None and record_events
     if own_store:
         store = EventStore(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
-    sink = EventSink.from_settings(settings, store, bus=bus, metrics=metrics) if record_events else None
+    sink = EventSink.from_settings(settings, store, bus=bus, metrics=metrics) if record_events and store is not None else None
     try:
         gallery_conn = connect(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
         try:
@@ -292,7 +293,7 @@ def process_file(settings: Any, video: str | Path, camera_name: str, *, pack: An
         if frame_hook is not None:
             loop.frame_hook = lambda feed, slot: frame_hook(loop, feed, slot)
         ring = FrameRing(3, policy="lossless", on_commit=loop.notify)
-        configured = next((c for c in settings["cameras"] if c["name"] == camera_name), {})
+        configured: dict[str, Any] = next((c for c in settings["cameras"] if c["name"] == camera_name), {})
         loop.add_camera(camera_name, ring, configured.get("det_max_side"))
         source = CameraSource(camera, ring, metrics=metrics, lossless=True)
         t0 = time.perf_counter()

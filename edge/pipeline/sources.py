@@ -195,7 +195,7 @@ class CameraSource:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> "CameraSource":
+    def start(self) -> CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -327,8 +327,8 @@ class CameraSource:
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         if width > 0 and height > 0:
             ring.ensure_shape((height, width, 3))
-        pace = self.kind == "file" and self.rate == "native" and self.fps_native
-        interval = 1.0 / self.fps_native if pace else 0.0
+        interval = 1.0 / self.fps_native if self.kind == "file" and self.rate == "native" and self.fps_native else 0.0
+        pace = interval > 0
         next_due = time.monotonic()
         got_frames = False
         metrics = self.metrics

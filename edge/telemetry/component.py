@@ -15,14 +15,15 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from edge.context import ServiceContext
 from edge.db.metrics_store import MetricsStore, MinuteRow
+from edge.metrics import CAMERA_COUNTERS, STAGES
 from edge.telemetry.alerts import AlertManager, backup_figures, iso_utc, signals_from_snapshot
 from edge.telemetry.gpu import GpuMonitor, Probe
 from edge.telemetry.history import History, SeriesKey
-from edge.metrics import CAMERA_COUNTERS, STAGES
 from edge.telemetry.system import SystemProbe, disk_figures
 
 log = logging.getLogger(__name__)

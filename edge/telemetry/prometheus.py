@@ -8,11 +8,12 @@ labels are only ``camera`` and ``stage`` (never a person's name). Figures that a
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
 from edge.metrics import CAMERA_COUNTERS, Metrics
 
@@ -61,11 +62,11 @@ class SnapshotCollector:
         # cameras
         cameras = snap.get("cameras") or []
         for counter in CAMERA_COUNTERS:
-            family = CounterMetricFamily(f"{p}_camera_{counter}", f"Camera {counter.replace('_', ' ')} since start.",
-                                         labels=["camera"])
+            counters = CounterMetricFamily(f"{p}_camera_{counter}", f"Camera {counter.replace('_', ' ')} since start.",
+                                          labels=["camera"])
             for cam in cameras:
-                family.add_metric([cam["name"]], float(cam.get(counter) or 0))
-            yield family
+                counters.add_metric([cam["name"]], float(cam.get(counter) or 0))
+            yield counters
         for key, name, doc in (("fps_capture", "camera_capture_frames_per_second", "Frames captured per second."),
                                ("fps_processed", "camera_processed_frames_per_second", "Frames processed per second."),
                                ("online", "camera_online", "1 when the camera delivers frames, 0 when offline.")):
@@ -97,7 +98,7 @@ class SnapshotCollector:
                                max(temps.values()) if temps else None)
         yield from self._gauge("system_uptime_seconds", "Seconds since the machine booted.", system.get("uptime_s"))
         disks = snap.get("disks") or []
-        data = next((d for d in disks if d["name"] == "data"), {})
+        data: dict[str, Any] = next((d for d in disks if d["name"] == "data"), {})
         yield from self._gauge("data_disk_free_bytes", "Free space where the data directory lives.",
                                data.get("free_bytes"))
         targets = [d["free_bytes"] for d in disks if d["name"] != "data" and d.get("free_bytes") is not None]

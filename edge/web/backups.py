@@ -9,7 +9,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from edge.backup.archive import PARTS, parse_includes
 from edge.backup.errors import BackupError
@@ -173,7 +173,7 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
         raise ActionError(f"delete failed: {exc}", 500) from exc
 
 
-def import_upload(ctx: ServiceContext, filename: str, stream: BinaryIO) -> dict[str, Any]:
+def import_upload(ctx: ServiceContext, filename: str, stream: IO[bytes]) -> dict[str, Any]:
     """Save an uploaded archive to a temp file in the data dir, let the manager verify and store it."""
     manager = _manager(ctx)
     base = os.path.basename(filename or "")

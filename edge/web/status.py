@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import edge
 from edge.context import ServiceContext, answer
@@ -45,7 +46,7 @@ def system_summary(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
     process = snapshot.get("process") or {}
     gpu = snapshot.get("gpu") or {}
     temps = system.get("temperatures_c") or {}
-    data_disk = next((d for d in snapshot.get("disks") or [] if d.get("name") == "data"), {})
+    data_disk: dict[str, Any] = next((d for d in snapshot.get("disks") or [] if d.get("name") == "data"), {})
     return {
         "cpu_percent": system.get("cpu_percent"),
         "load1": (system.get("load") or [None])[0],

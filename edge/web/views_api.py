@@ -114,8 +114,9 @@ def backups_list() -> Any:
 def backups_create() -> Any:
     body = request.get_json(silent=True)
     if body is None:
-        body = request.form.to_dict(flat=False)
-        body = {"target": (body.get("target") or [None])[0], "include": body.get("include")}
+        form = request.form.to_dict(flat=False)
+        targets = form.get("target") or []
+        body = {"target": targets[0] if targets else None, "include": form.get("include")}
     if not isinstance(body, dict):
         return json_error(400, "expected a JSON object {target, include}")
     try:
@@ -142,12 +143,9 @@ def metrics() -> Any:
     except ImportError:
         return current_app.response_class("metrics are not available\n", status=503, mimetype="text/plain")
     try:
-        body = prometheus.render(ctx())
+        body, content_type = prometheus.render(ctx())
     except Exception as exc:
         log.warning("rendering /metrics failed: %s", exc)
         return current_app.response_class(f"metrics are not available: {exc}\n", status=503,
                                           mimetype="text/plain")
-    content_type = "text/plain; version=0.0.4; charset=utf-8"
-    if isinstance(body, tuple):  # (body, content type)
-        body, content_type = body
     return current_app.response_class(body, status=200, content_type=content_type)

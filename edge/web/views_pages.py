@@ -11,8 +11,8 @@ from edge.db import web_queries
 from edge.web import backups as backup_actions
 from edge.web import people as people_actions
 from edge.web import status as status_mod
-from edge.web.errors import ActionError
 from edge.web.charts import svg_chart
+from edge.web.errors import ActionError
 from edge.web.views_api import event_query_args, snapshot_url, status_cache
 from edge.web.views_files import relative_face_path
 
