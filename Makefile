@@ -7,7 +7,11 @@ run:
 	scripts/setup_env.sh run
 	scripts/demo.sh
 
-# Run the whole test suite (installs Mosquitto, Chromium, Samba and the test packages).
+# Run the whole test suite (installs Mosquitto, Chromium, Samba and the test packages),
+# after the checks that keep the code's shape: lint, types, the layers contract.
 test:
 	scripts/setup_env.sh test
+	.venv/bin/ruff check edge tests scripts
+	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.backup.manager import BackupManager  # noqa: E402
-from edge.config import load_settings  # noqa: E402
-from edge.db.connection import connect  # noqa: E402
-from edge.db.migrator import Migrator  # noqa: E402
+from edge.backup.manager import BackupManager
+from edge.config import load_settings
+from edge.db.connection import connect
+from edge.db.migrator import Migrator
 
 
 def build_db(db: Path, size_mb: int) -> None:
@@ -138,11 +138,9 @@ def main() -> int:
         pause = args.pause_ms / 1000
         for mode in args.modes.split(","):
             baseline, base_lat = run_phase(settings.db_path, mode, lambda: (time.sleep(5), {})[1], pause)
-            result_box: dict = {}
 
             def backup() -> dict:
                 result = manager.create()
-                result_box.update(result)
                 return {"ok": result["ok"], "archive_mb": round(result["size"] / (1 << 20), 1)}
 
             info, lat = run_phase(settings.db_path, mode, backup, pause)

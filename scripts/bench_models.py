@@ -30,8 +30,9 @@ import sys
 import time
 import tracemalloc
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -31,9 +31,9 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from edge.config import load_settings  # noqa: E402
 from edge.context import ServiceContext  # noqa: E402
 from edge.db import connect  # noqa: E402
+from edge.db.migrate import migrate_database  # noqa: E402
 from edge.db.outbox import EventOutbox  # noqa: E402
 from edge.mqtt.publisher import MqttPublisher  # noqa: E402
-from edge.db.migrate import migrate_database  # noqa: E402
 
 
 def free_port() -> int:

@@ -33,8 +33,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +47,11 @@ import bench_models  # noqa: E402
 
 from edge.config import load_settings  # noqa: E402
 from edge.db.connection import connect  # noqa: E402
+from edge.db.migrate import migrate_database  # noqa: E402
 from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE  # noqa: E402
 from edge.pipeline.enroll import enroll  # noqa: E402
 from edge.pipeline.pack import load_model_pack  # noqa: E402
 from edge.pipeline.service import process_file  # noqa: E402
-from edge.db.migrate import migrate_database  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIP = SHARED / "media" / "short_hamilton_clip.mp4"

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.config import load_settings  # noqa: E402
-from edge.context import ServiceContext  # noqa: E402
-from edge.db.migrate import migrate_database  # noqa: E402
-from edge.telemetry.component import Telemetry  # noqa: E402
-from edge.metrics import STAGES  # noqa: E402
-from edge.telemetry.prometheus import render  # noqa: E402
+from edge.config import load_settings
+from edge.context import ServiceContext
+from edge.db.migrate import migrate_database
+from edge.metrics import STAGES
+from edge.telemetry.component import Telemetry
+from edge.telemetry.prometheus import render
 
 LIMIT_PERCENT = 1.0
 

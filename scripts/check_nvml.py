@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.telemetry.gpu import GpuUnavailable, NvmlProbe  # noqa: E402
+from edge.telemetry.gpu import GpuUnavailable, NvmlProbe
 
 
 def problems_of(reading: dict[str, Any]) -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 
 from edge.backup import crypto
 from edge.backup.errors import BackupError
-from edge.schedule import ScheduleError, parse_schedule
 from edge.config import ConfigError, load_settings
+from edge.schedule import ScheduleError, parse_schedule
 from tests.support.backup_env import PASSPHRASE, make_env, table_rows, tree_digest
 
 

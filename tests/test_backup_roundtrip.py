@@ -13,8 +13,7 @@ from edge.backup.errors import BackupError
 from edge.backup.manager import BackupManager
 from edge.bus import EventBus
 from edge.config import ConfigError, load_settings
-from tests.support.backup_env import (MQTT_SECRET, EventWriter, integrity, make_env, table_rows,
-                                      tree_digest)
+from tests.support.backup_env import MQTT_SECRET, EventWriter, integrity, make_env, table_rows, tree_digest
 from tests.support.cli import run_cli
 from tests.support.waiting import wait_until
 

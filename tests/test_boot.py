@@ -12,7 +12,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-
 from edge import secrets
 from edge.db.migrator import Migrator
 from edge.logs import setup_logging

@@ -6,8 +6,8 @@ import hashlib
 import http.server
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

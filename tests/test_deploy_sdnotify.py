@@ -15,7 +15,7 @@ def _receive_until(sock: socket.socket, wanted: str, deadline: float, seen: list
     while time.monotonic() < deadline:
         try:
             message = sock.recv(4096).decode()
-        except socket.timeout:
+        except TimeoutError:
             continue
         seen.append(message)
         if wanted in message.split("\n"):
@@ -118,7 +118,7 @@ def test_watchdog_pings_stop_while_a_part_is_unhealthy(tmp_path: Path, write_set
                 while time.monotonic() < deadline:
                     try:
                         phases[phase].append(sock.recv(4096).decode())
-                    except socket.timeout:
+                    except TimeoutError:
                         pass
         finally:
             service.request_stop()

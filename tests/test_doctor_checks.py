@@ -23,7 +23,7 @@ def run_doctor(settings: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"doctor printed no JSON (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"doctor printed no JSON (rc {proc.returncode}): {proc.stdout}\n{proc.stderr}") from None
     return proc.returncode, report
 
 

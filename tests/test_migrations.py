@@ -278,7 +278,7 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Pat
     time.sleep(1.0)  # both interpreters up and waiting
     go.touch()
     outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
     # Each version was applied by exactly one of the two (they may take turns).
     applied = [int(v) for out, _ in outputs

@@ -11,9 +11,9 @@ import pytest
 from edge.config import load_settings
 from edge.db import connect
 from edge.db import faces as store
+from edge.db.migrate import migrate_database
 from edge.pipeline.enroll import EnrollError, analyse_image, enroll, remove, validate_name
 from edge.pipeline.gallery import Gallery, GalleryMismatchError
-from edge.db.migrate import migrate_database
 from tests.conftest import MEDIA_DIR
 from tests.support.cli import call_main, run_cli
 

@@ -9,14 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from edge.config import load_settings
-from edge.pipeline.service import process_file
 from edge.db.migrate import migrate_database
+from edge.pipeline.service import process_file
 from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, subprocess_env
 
 LIN = "Lin-Manuel Miranda"
@@ -149,7 +148,7 @@ def test_facepro_run_logs_recognitions_from_a_looping_camera(lin_run: dict, tmp_
     assert code == 0, "".join(lines[-30:])
     new = [e for e in rows(data / "facepro.db")[before:] if e["camera_name"] == "live"]
     assert any(e["object_label"] == LIN for e in new)
-    line = next(l for l in lines if "recognized Lin-Manuel Miranda on camera live" in l)
+    line = next(text for text in lines if "recognized Lin-Manuel Miranda on camera live" in text)
     assert " INFO " in line
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from edge.config import load_settings
 from edge.context import ServiceContext
+from edge.db.migrate import migrate_database
 from edge.pipeline.service import Pipeline
 from edge.pipeline.sources import has_gstreamer, probe_source, source_kind
-from edge.db.migrate import migrate_database
 from tests.conftest import CLIP, FACEPRO, subprocess_env
 from tests.support.mjpeg import MjpegCamera, clip_jpegs
 from tests.support.waiting import wait_until

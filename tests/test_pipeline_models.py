@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edge.pipeline.detector import detector_input_size
+from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE, detector_input_size
 from edge.pipeline.embedder import FaceEmbedder, similarity_transform
-from edge.pipeline.detector import DEFAULT_DET_MAX_SIDE
 from edge.pipeline.pack import ModelPackError, load_model_pack
 from edge.pipeline.runtime import BoundSession, choose_providers, create_session
 from tests.conftest import CLIP, MEDIA_DIR, MODELS_DIR

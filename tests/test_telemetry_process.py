@@ -118,8 +118,8 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 def test_telemetry_samples_a_real_pipeline_run(write_settings, short_clip: tuple[Path, int]) -> None:
     from edge.config import load_settings
     from edge.context import ServiceContext
-    from edge.pipeline.service import process_file
     from edge.db.migrate import migrate_database
+    from edge.pipeline.service import process_file
     from edge.telemetry.component import Telemetry
 
     clip, frames = short_clip
@@ -163,8 +163,8 @@ def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: t
     offline at the end of the file, which raises camera_offline once."""
     from edge.config import load_settings
     from edge.context import ServiceContext
-    from edge.pipeline.service import Pipeline
     from edge.db.migrate import migrate_database
+    from edge.pipeline.service import Pipeline
     from edge.telemetry.component import Telemetry
 
     clip, frames = short_clip
@@ -206,8 +206,8 @@ def test_each_camera_runs_at_its_own_det_max_side(write_settings, short_clip: tu
     camera status says which."""
     from edge.config import load_settings
     from edge.context import ServiceContext
-    from edge.pipeline.service import Pipeline
     from edge.db.migrate import migrate_database
+    from edge.pipeline.service import Pipeline
 
     clip, frames = short_clip
     settings = load_settings(write_settings({

@@ -11,14 +11,15 @@ import signal
 import subprocess
 import time
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import CLIP, FACEPRO, MEDIA_DIR, MODELS_DIR, REPO, subprocess_env
 from tests.support.procs import free_port, wait_for_port
-from tests.support.web import CHROMEDRIVER, CHROMIUM, chromium_driver
 from tests.support.waiting import wait_until
+from tests.support.web import CHROMEDRIVER, CHROMIUM, chromium_driver
 
 ARTIFACTS = REPO / "test-artifacts" / "web"
 

@@ -64,7 +64,7 @@ class MjpegCamera:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 if self.path != "/stream.mjpg":
                     self.send_error(404)
                     return
@@ -95,7 +95,7 @@ class MjpegCamera:
 
         return Handler
 
-    def start(self) -> "MjpegCamera":
+    def start(self) -> MjpegCamera:
         self._alive.set()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

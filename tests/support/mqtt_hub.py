@@ -6,9 +6,10 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -62,7 +63,7 @@ class Hub:
                                           time.monotonic()))
             self._lock.notify_all()
 
-    def start(self, timeout: float = 10) -> "Hub":
+    def start(self, timeout: float = 10) -> Hub:
         self.client.connect_async("127.0.0.1", self.port, keepalive=10)
         self.client.loop_start()
         assert self.connected.wait(timeout), "hub could not connect to the broker"

@@ -10,8 +10,8 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class Samba:
         self.conf = workdir / "smb.conf"
         self.pid: int | None = None
 
-    def start(self) -> "Samba":
+    def start(self) -> Samba:
         (self.state / "ncalrpc").mkdir(parents=True)
         self.share_dir.mkdir(parents=True)
         s = self.state
