@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 EDGE = REPO / "edge"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -46,29 +48,23 @@ def test_the_tree_keeps_its_contracts(tmp_path: Path) -> None:
     assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
-def test_an_upward_import_breaks_the_layers_contract(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("module", "planted", "expected"), [
+    # an upward import: the database layer reaching for the CLI
+    ("edge.db.faces", "import edge.cli  # planted",
+     ["edge.db is not allowed to import edge.cli", "edge.db.faces -> edge.cli"]),
+    # a circle inside a package: events already imports connection
+    ("edge.db.connection", "import edge.db.events  # planted", ["No cycles are allowed in edge.db"]),
+    # paho has one owner, edge.mqtt.client
+    ("edge.mqtt.topics", "import paho.mqtt.client  # planted", ["edge.mqtt.topics -> paho"]),
+], ids=["upward-import", "circle", "paho-owner"])
+def test_a_planted_bad_import_breaks_a_contract(tmp_path: Path, module: str, planted: str,
+                                                expected: list[str]) -> None:
     root = _copy(tmp_path)
-    _plant(root, "edge.db.faces", "import edge.cli  # planted")
+    _plant(root, module, planted)
     result = _lint(root)
     assert result.returncode != 0
-    assert "edge.db is not allowed to import edge.cli" in result.stdout
-    assert "edge.db.faces -> edge.cli" in result.stdout
-
-
-def test_a_circle_inside_a_package_breaks_the_acyclic_contract(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    _plant(root, "edge.db.connection", "import edge.db.events  # planted")  # events imports connection
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "No cycles are allowed in edge.db" in result.stdout
-
-
-def test_paho_has_one_owner(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    _plant(root, "edge.mqtt.topics", "import paho.mqtt.client  # planted")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "edge.mqtt.topics -> paho" in result.stdout
+    for text in expected:
+        assert text in result.stdout
 
 
 def _sources() -> list[Path]:

@@ -58,7 +58,6 @@ class MqttPublisher:
         self.topics = topics_for(settings, ctx.device_id)
         self.broker = broker_label(settings)
         self.max_inflight = int(settings.get("mqtt.max_inflight", 20) or 20)
-        self.discovery_enabled = bool(settings.get("mqtt.discovery", True))
         self.telemetry_interval_s = float(settings["telemetry.interval_s"])
         self.client_id = client_id_for(ctx.device_id)
         self.client = make_client(settings, ctx.device_id, client_id=self.client_id)
@@ -90,7 +89,7 @@ class MqttPublisher:
         self._published = 0
         self._skipped_now = 0
         self.states = RetainedStates(ctx, self.topics, self._publish, self._connected.is_set, self._outbox,
-                                     self._outbox_numbers, self.discovery_enabled)
+                                     self._outbox_numbers)
 
     # -- lifecycle -------------------------------------------------------------------
 

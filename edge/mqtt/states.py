@@ -22,11 +22,10 @@ Publish = Callable[..., Any]
 
 class RetainedStates:
     def __init__(self, ctx: ServiceContext, topics: Topics, publish: Publish, connected: Callable[[], bool],
-                 outbox: EventOutbox, outbox_numbers: Callable[[], dict[str, int | None]],
-                 discovery_enabled: bool) -> None:
+                 outbox: EventOutbox, outbox_numbers: Callable[[], dict[str, int | None]]) -> None:
         self.ctx = ctx
         self.topics = topics
-        self.discovery_enabled = discovery_enabled
+        self.discovery_enabled = bool(ctx.settings.get("mqtt.discovery", True))
         self._publish = publish
         self._connected = connected
         self._outbox = outbox
