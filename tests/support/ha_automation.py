@@ -5,8 +5,9 @@ the time the last event arrived (a new value per event); it is ``unavailable`` w
 device's availability topic says ``offline`` or while HA's own broker connection is down;
 when the device is available again the entity shows its last state again (what HA restores).
 :class:`StateTrigger` is a ``trigger: state`` on that entity: it fires on every state change,
-except from the states in ``not_from`` (the documented automation uses
-``not_from: [unavailable, unknown]``).
+except from the states in ``not_from`` and to those in ``not_to`` (the documented automation
+uses ``not_from: [unavailable, unknown]`` and ``not_to: [unavailable, unknown]``: without
+``not_to`` it also runs when the device goes offline).
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 @dataclass
 class StateTrigger:
     not_from: tuple[str, ...] = ()
+    not_to: tuple[str, ...] = ()
     fired: list[dict[str, Any]] = field(default_factory=list)
 
     def changed(self, old: str, new: str, attributes: dict[str, Any]) -> None:
-        if new != old and old not in self.not_from:
+        if new != old and old not in self.not_from and new not in self.not_to:
             self.fired.append({"from": old, "to": new, **attributes})
 
 
