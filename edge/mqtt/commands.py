@@ -5,7 +5,8 @@
 * one command of an action at a time: a backup command while the backup it started still
   runs is refused;
 * a cooldown (``mqtt.command_cooldown_s``) per action after each accepted command;
-* payload size and JSON nesting are bounded before anything parses them (see actions).
+* payload size and JSON nesting are bounded before anything parses them (see actions);
+* an empty payload (how a retained message is cleared) is ignored, never a press.
 
 Every refusal is answered on ``command/result`` and as a ``refused`` Command result event.
 """
@@ -78,6 +79,9 @@ class CommandDesk:
             return False
 
     def command(self, action: str, payload: bytes, retained: bool = False) -> None:
+        if not payload:  # how a retained message is cleared: never a press, nothing to answer
+            log.info("MQTT command %s: empty payload ignored", action)
+            return
         refusal = self.gate.refusal(action, retained)
         if refusal is not None:
             log.warning("MQTT command %s refused: %s", action, refusal)
@@ -104,13 +108,15 @@ class CommandDesk:
     def job_changed(self, job: dict[str, Any]) -> None:
         """A backup job a command started has finished: its outcome as a command result."""
         state = job.get("state")
-        if state not in ("ok", "failed") or job.get("id") not in self._jobs.values():
+        job_id = job.get("job") or job.get("id")  # the bus "backup" message names it "job"
+        if state not in ("ok", "failed") or job_id not in self._jobs.values():
             return
-        action = next(a for a, j in self._jobs.items() if j == job.get("id"))
+        action = next(a for a, j in self._jobs.items() if j == job_id)
+        del self._jobs[action]
         error = None if state == "ok" else str(job.get("message") or "failed")
-        self._publish(self.topics.command_result, {"action": action, "ok": state == "ok", "job": job["id"],
+        self._publish(self.topics.command_result, {"action": action, "ok": state == "ok", "job": job_id,
                                                    "finished": True, **({"error": error} if error else {})}, qos=1)
-        self._event(action, str(state), error, job=job["id"])
+        self._event(action, str(state), error, job=job_id)
 
     def switch(self, level: str, payload: bytes, retained: bool) -> None:
         """The Recognition switch of the camera whose topic level is ``level``."""
