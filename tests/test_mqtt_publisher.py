@@ -267,7 +267,11 @@ def test_commands_are_answered_never_crash(write_settings, mosquitto, hub, publi
 
     answer = command("backup", "PRESS")
     assert answer["action"] == "backup" and answer["ok"] is False and "unsupported" in answer["error"]
-    answer = command("enroll_reload", "")
+    t0 = time.monotonic()
+    hub.publish(f"{ROOT}/command/enroll_reload", "")  # empty: how a retained message is cleared
+    time.sleep(0.5)
+    assert not [m for m in hub.on(result_topic) if m.at >= t0] and ctx.pipeline.reloads == 0
+    answer = command("enroll_reload", " ")
     assert answer["ok"] is False and "empty payload" in answer["error"]
     answer = command("enroll_reload", "{}")
     assert answer == {"action": "enroll_reload", "ok": True, "result": {"reloaded": True}}
