@@ -31,13 +31,14 @@ class Cameras:
     """The pipeline's status and switch interface (no frames: the switch's effect on frames
     is tested on the real pipeline in test_pipeline_pause.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...] = ("door", "yard/2")) -> None:
+        self.names = names
         self.paused: set[str] = set()
         self.calls: list[tuple[str, bool]] = []
 
     def cameras_status(self) -> list[dict[str, Any]]:
         return [{"name": name, "online": name == "door", "fps_processed": 9.5, "fps_capture": 15.0,
-                 "frames_dropped": 3, "recognition_paused": name in self.paused} for name in ("door", "yard/2")]
+                 "frames_dropped": 3, "recognition_paused": name in self.paused} for name in self.names]
 
     def set_recognition(self, camera: str, enabled: bool) -> bool:
         self.calls.append((camera, enabled))
@@ -48,7 +49,7 @@ class Cameras:
         pass
 
 
-def settings_for(write_settings, port: int, **extra: Any):
+def settings_for(write_settings, port: int, name: str = "settings.json", **extra: Any):
     return load_settings(write_settings({
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": port, "keepalive_s": 5},
         "telemetry": {"interval_s": 1}, "web": {"enabled": False, "public_url": "http://facepro.local:8080/"},
@@ -56,7 +57,7 @@ def settings_for(write_settings, port: int, **extra: Any):
         "cameras": [{"name": "door", "source": "rtsp://127.0.0.1:1/door", "area": "Front door"},
                     {"name": "yard/2", "source": "rtsp://127.0.0.1:1/yard"}],
         **extra,
-    }))
+    }, name=name))
 
 
 def retained(port: int, wait_for: list[str], settle: float = 0.7) -> dict[str, bytes]:
@@ -251,3 +252,26 @@ def test_alert_entities_only_for_rules_that_can_apply(write_settings, overrides,
     assert expected_in <= names and not (expected_out & names)
     # A raised alert always shows, even of a rule this filter would hide.
     assert "high_temperature" in applicable_alerts(settings, state, ["high_temperature"])
+
+
+def test_a_camera_dropped_from_the_settings_loses_its_device(write_settings, mosquitto, publisher_factory):
+    ctx = make_ctx(settings_for(write_settings, mosquitto.port))
+    ctx.pipeline = Cameras()
+    publisher = publisher_factory(ctx)
+    wait_first_round(publisher)
+    yard = [TOPICS.camera_discovery_config("yard_2"), TOPICS.camera_recognition("yard/2"),
+            TOPICS.camera_status("yard/2")]
+    assert all(t in retained(mosquitto.port, yard) for t in yard)
+    publisher.stop()
+
+    fewer = make_ctx(settings_for(write_settings, mosquitto.port, name="fewer.json",
+                                  cameras=[{"name": "door", "source": "rtsp://127.0.0.1:1/door"}]))
+    fewer.pipeline = Cameras(("door",))
+    wait_first_round(publisher_factory(fewer))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = retained(mosquitto.port, [TOPICS.discovery_config], settle=0.3)
+        if not any(t in left for t in yard):
+            break
+    assert not any(t in left for t in yard)
+    assert TOPICS.camera_discovery_config("door") in left and TOPICS.camera_recognition("door") in left

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.mqtt.entities_camera import camera_discovery
 from edge.mqtt.payloads import camera_last
-from edge.mqtt.topics import Topics
+from edge.mqtt.topics import Topics, object_id, topic_level
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,18 @@ class CameraStates:
         if self._recognition.get(name) != value:
             self._publish(self.topics.camera_recognition(name), value, qos=1, retain=True)
             self._recognition[name] = value
+
+    def retained_switch(self, level: str, configured: list[str]) -> None:
+        """A retained ``camera/<level>/recognition`` read back on connect: a camera no longer
+        in the settings loses its Home Assistant device and its retained states."""
+        if level in {topic_level(name) for name in configured}:
+            return
+        log.info("camera %s is no longer configured: removing its Home Assistant device", level)
+        self._publish(self.topics.camera_discovery_config(object_id(level)), "", qos=1, retain=True)
+        for topic in (self.topics.camera_status(level), self.topics.camera_last(level),
+                      self.topics.camera_snapshot(level), self.topics.camera_recognition(level)):
+            self._publish(topic, "", qos=1, retain=True)
+        self._recognition.pop(level, None)
 
     def event_acked(self, event: dict[str, Any], snapshot_path: str | None) -> None:
         """An acknowledged event: the camera's last recognition and its snapshot, unless a

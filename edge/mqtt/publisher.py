@@ -163,7 +163,8 @@ class MqttPublisher:
         self.ctx.metrics.set("mqtt_connected", 1)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         client.subscribe([(self.topics.command_filter, 1), (self.topics.ha_status, 1),
-                          (self.topics.camera_recognition_filter, 1), (self.topics.person_filter, 1)])
+                          (self.topics.camera_recognition_filter, 1), (self.topics.person_filter, 1),
+                          (self.topics.camera_recognition_state_filter, 1)])
         log.info("MQTT connected to %s", self.broker)
         self._queue(self._republish_all)
 
@@ -196,6 +197,11 @@ class MqttPublisher:
         if topic.startswith(root + "/person/"):
             if message.retain:
                 self._queue(lambda: self.states.people.retained_state(payload))
+            return
+        if topic.startswith(root + "/camera/") and topic.endswith("/recognition") and message.retain and payload:
+            level = topic[len(root + "/camera/"):-len("/recognition")]
+            configured = [str(c.get("name")) for c in self.ctx.settings.get("cameras", []) or []]
+            self._queue(lambda: self.states.cameras.retained_switch(level, configured))
             return
         if topic.startswith(root + "/camera/") and topic.endswith("/recognition/set"):
             level = topic[len(root + "/camera/"):-len("/recognition/set")]

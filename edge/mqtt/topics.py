@@ -104,6 +104,10 @@ class Topics:
         return f"{self.root}/camera/+/recognition/set"
 
     @property
+    def camera_recognition_state_filter(self) -> str:
+        return f"{self.root}/camera/+/recognition"
+
+    @property
     def person_filter(self) -> str:
         return f"{self.root}/person/+"
 
