@@ -79,7 +79,7 @@ def test_availability_discovery_states_and_clean_stop(write_settings, mosquitto,
         assert comp["p"] in ("sensor", "binary_sensor", "event", "button"), key
         assert comp["unique_id"].startswith("test_device_"), key
     assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
-    camera = hub.wait_topic("homeassistant/device/test_device_door/config").json()
+    camera = hub.wait_topic(f"homeassistant/device/{DEVICE}/door/config").json()
     assert camera["dev"]["via_device"] == discovery["dev"]["identifiers"][0]
     assert camera["cmps"]["fps"]["state_topic"] == f"{ROOT}/state"
     assert camera["cmps"]["online"]["device_class"] == "connectivity"

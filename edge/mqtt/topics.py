@@ -143,14 +143,18 @@ class Topics:
     def node_id(self) -> str:
         return object_id(self.device_id)
 
+    # Discovery topics keep the device id as a whole topic level (``<prefix>/<component>/
+    # <device id>/<object>/config``), so a broker ACL ``pattern write homeassistant/+/%u/#``
+    # confines each device to its own (Mosquitto substitutes %u only as a whole level).
+
     def camera_discovery_config(self, camera_id: str) -> str:
         """A camera's own Home Assistant device (``via_device`` the appliance)."""
-        return f"{self.discovery_prefix}/device/{self.node_id}_{camera_id}/config"
+        return f"{self.discovery_prefix}/device/{topic_level(self.device_id)}/{camera_id}/config"
 
     def entity_config(self, platform: str, object_name: str) -> str:
         """A single-component discovery topic (people and device triggers: removed by an
         empty retained payload)."""
-        return f"{self.discovery_prefix}/{platform}/{self.node_id}/{object_name}/config"
+        return f"{self.discovery_prefix}/{platform}/{topic_level(self.device_id)}/{object_name}/config"
 
     @property
     def ha_status(self) -> str:
