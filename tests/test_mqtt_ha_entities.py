@@ -106,7 +106,8 @@ def test_every_discovery_payload_matches_the_documented_schema(write_settings, m
     entities: dict[str, str] = {}  # unique_id -> platform
     for topic, payload in configs.items():
         for key, component in (payload.get("cmps") or {topic: {**payload, "p": topic.split("/")[1]}}).items():
-            entities[component.get("unique_id") or key] = component["p"]
+            if set(component) != {"p"}:  # not a removal
+                entities[component.get("unique_id") or key] = component["p"]
     assert len(configs) == 1 + 2 + 3 * 2 + 1  # appliance, 2 cameras, 3 per person, unknown-face trigger
     platforms = sorted(entities.values())
     assert platforms.count("image") == 2 and platforms.count("switch") == 2
@@ -114,7 +115,13 @@ def test_every_discovery_payload_matches_the_documented_schema(write_settings, m
 
     appliance = configs[TOPICS.discovery_config]
     assert appliance["dev"]["configuration_url"] == "http://facepro.local:8080/"
-    cmps = appliance["cmps"]
+    removals = {key: c["p"] for key, c in appliance["cmps"].items() if set(c) == {"p"}}
+    # What earlier releases announced is removed the documented way, platform only.
+    assert removals == {"cpu": "sensor", "camera_door_fps": "sensor", "camera_door_online": "binary_sensor",
+                        "camera_yard_2_fps": "sensor", "camera_yard_2_online": "binary_sensor",
+                        "alert_mqtt_disconnected": "binary_sensor", "alert_backup_overdue": "binary_sensor",
+                        "alert_high_temperature": "binary_sensor"}
+    cmps = {key: c for key, c in appliance["cmps"].items() if key not in removals}
     assert {"service_cpu", "system_cpu", "disk_free", "recognition", "command_result", "backup_now"} <= set(cmps)
     assert cmps["disk_free"]["unit_of_measurement"] == "GB" and cmps["disk_free"]["suggested_display_precision"] == 1
     assert "alert_mqtt_disconnected" not in cmps and "alert_backup_overdue" not in cmps  # no schedule

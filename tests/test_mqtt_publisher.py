@@ -74,7 +74,9 @@ def test_availability_discovery_states_and_clean_stop(write_settings, mosquitto,
     assert discovery["dev"]["identifiers"] and discovery["dev"]["name"] == "Test device"
     assert discovery["o"]["name"] == "facepro-edge"
     assert discovery["availability_topic"] == f"{ROOT}/availability"
-    cmps = discovery["cmps"]
+    removed = {key for key, comp in discovery["cmps"].items() if set(comp) == {"p"}}
+    assert {"cpu", "camera_door_fps", "camera_door_online", "alert_mqtt_disconnected"} <= removed  # retired
+    cmps = {key: comp for key, comp in discovery["cmps"].items() if key not in removed}
     for key, comp in cmps.items():
         assert comp["p"] in ("sensor", "binary_sensor", "event", "button"), key
         assert comp["unique_id"].startswith("test_device_"), key

@@ -54,9 +54,26 @@ def alert_label(name: str) -> str:
     return ALERT_NAMES.get(name) or name.replace("_", " ").capitalize()
 
 
+def retired_components(state: dict[str, Any], rule_names: list[str], alert_names: list[str]) -> dict[str, str]:
+    """Component key -> platform of what earlier payloads announced and this one does not:
+    the per-camera sensors that moved to the camera devices, ``cpu`` (now ``system_cpu``),
+    alerts that cannot apply. Sent platform-only, the documented way to remove a component
+    in device-based discovery (a key merely left out would stay as an orphan entity)."""
+    retired = {"cpu": "sensor"}
+    for camera_id in state.get("cameras", {}):
+        retired[f"camera_{camera_id}_fps"] = "sensor"
+        retired[f"camera_{camera_id}_online"] = "binary_sensor"
+    for name in rule_names:
+        if name not in alert_names:
+            retired[f"alert_{object_id(name)}"] = "binary_sensor"
+    return retired
+
+
 def build_discovery(topics: Topics, device_name: str, state: dict[str, Any], alert_names: list[str],
-                    configuration_url: str | None = None) -> dict[str, Any]:
-    """The appliance's discovery payload for the figures present and the applicable alerts."""
+                    configuration_url: str | None = None,
+                    retired: dict[str, str] | None = None) -> dict[str, Any]:
+    """The appliance's discovery payload for the figures present and the applicable alerts
+    (``retired``: components to remove, see :func:`retired_components`)."""
     uid = topics.node_id
     cmps: dict[str, dict[str, Any]] = {}
     cmps["processing_time"] = _sensor(topics, "processing_ms", "Processing time", device_class="duration",
@@ -104,6 +121,8 @@ def build_discovery(topics: Topics, device_name: str, state: dict[str, Any], ale
 
     for key, component in cmps.items():
         component["unique_id"] = f"{uid}_{key}"
+    for key, platform in (retired or {}).items():
+        cmps.setdefault(key, {"p": platform})
 
     device: dict[str, Any] = {
         "identifiers": [appliance_identifier(topics)],

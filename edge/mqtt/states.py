@@ -16,7 +16,7 @@ from edge.context import ServiceContext, ask
 from edge.db.faces import people_names
 from edge.db.outbox import EventOutbox
 from edge.mqtt.camera_states import CameraStates
-from edge.mqtt.discovery import applicable_alerts, build_discovery
+from edge.mqtt.discovery import applicable_alerts, build_discovery, retired_components
 from edge.mqtt.payloads import event_message, iso_utc, now_iso
 from edge.mqtt.people_states import PeopleStates
 from edge.mqtt.snapshot import ha_state, minimal_telemetry
@@ -122,8 +122,11 @@ class RetainedStates:
         state = ha_state(self.ctx, snapshot)
         self.last_state = state
         if self.discovery_enabled:
-            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state,
-                                                   self._alert_names(state), configuration_url(self.ctx)),
+            alerts = self._alert_names(state)
+            rules = [n for n, r in (self.ctx.settings.get("alerts", {}) or {}).items() if isinstance(r, dict)]
+            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state, alerts,
+                                                   configuration_url(self.ctx),
+                                                   retired_components(state, rules, alerts)),
                                    separators=(",", ":"))
             if discovery != self._last_discovery:
                 self._publish(self.topics.discovery_config, discovery, qos=1, retain=True)
