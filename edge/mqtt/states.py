@@ -31,7 +31,8 @@ def configuration_url(ctx: ServiceContext) -> str | None:
     settings = ctx.settings
     url = settings.get("web.public_url")
     if url:
-        return str(url)
+        # Home Assistant refuses the whole device config for another scheme.
+        return str(url) if str(url).startswith(("http://", "https://")) else None
     if not settings.get("web.enabled", True):
         return None
     port = int(settings.get("web.port") or 0)
