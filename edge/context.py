@@ -39,6 +39,9 @@ class PipelinePart(Protocol):
     def reload_gallery(self) -> None:
         """Ask for the enrolled faces to be read again (the inference thread does it)."""
 
+    def set_recognition(self, camera: str, enabled: bool) -> bool:
+        """Pause/resume recognition on a camera; returns True while it runs. KeyError: no such camera."""
+
 
 class TelemetryPart(Protocol):
     """The telemetry sampler (``edge.telemetry.component.Telemetry``)."""

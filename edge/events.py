@@ -210,33 +210,34 @@ class EventSink:
         ``persons[i]`` is face i's best gallery match (None when the gallery is empty) and
         ``similarities[i]`` its cosine similarity; ``clock`` is the cooldown clock in seconds.
         """
-        best_known: dict[str, float] = {}
+        best_known: dict[str, tuple[float, float]] = {}  # person -> (similarity, detector score)
         unknown_score = -1.0
         for person, sim, det in zip(persons, similarities, det_scores):
             if person is not None and sim >= self.match_threshold:
-                if sim > best_known.get(person, -2.0):
-                    best_known[person] = float(sim)
+                if sim > best_known.get(person, (-2.0, 0.0))[0]:
+                    best_known[person] = (float(sim), float(det))
             elif det > unknown_score:
                 unknown_score = float(det)
         if not best_known and unknown_score < 0:
             return []
         events: list[Event] = []
         when = time.time() if captured_at is None else captured_at
-        for person, sim in best_known.items():
+        for person, (sim, det) in best_known.items():
             if self._due(camera, person, clock):
                 self._last[(camera, person)] = clock
-                events.append(self._record(RECOGNIZED, person, sim, camera, frame, when))
+                events.append(self._record(RECOGNIZED, person, sim, camera, frame, when, det))
         if unknown_score >= 0 and self._due(camera, None, clock):
             self._last[(camera, None)] = clock
-            events.append(self._record(UNKNOWN, None, unknown_score, camera, frame, when))
+            events.append(self._record(UNKNOWN, None, unknown_score, camera, frame, when, unknown_score))
         return events
 
     def _record(self, event_type: str, person: str | None, confidence: float, camera: str,
-                frame: np.ndarray, when: float) -> Event:
+                frame: np.ndarray, when: float, detector_score: float | None = None) -> Event:
         label = person if person is not None else UNKNOWN_LABEL
         t0 = time.perf_counter()
         snapshot = self._write_snapshot(frame, camera, label, event_type, when)
-        event_id = self.store.insert(event_type, label, confidence, camera, snapshot, when)
+        event_id = self.store.insert(event_type, label, confidence, camera, snapshot, when,
+                                     detector_score=detector_score)
         t1 = time.perf_counter()
         event = Event(event_id, event_type, person, confidence, camera, when, snapshot)
         if self.bus is not None:

@@ -78,6 +78,14 @@ def test_each_device_writes_only_its_own_topics(broker: int) -> None:
     assert retained(broker, "homeassistant", f"homeassistant/device/{A}/config") == "{}"
     pub(broker, A, f"homeassistant/device/{B}/config", "{}")
     assert retained(broker, "homeassistant", f"homeassistant/device/{B}/config") is None
+    # its cameras' devices, people's entities and device triggers, and only its own
+    for topic in (f"homeassistant/device/{A}/door/config", f"homeassistant/binary_sensor/{A}/ann_presence/config",
+                  f"homeassistant/device_automation/{A}/unknown_face/config"):
+        assert pub(broker, A, topic, "{}").returncode == 0
+        assert retained(broker, "homeassistant", topic) == "{}"
+        spoof = topic.replace(A, B)
+        pub(broker, A, spoof, "{}")
+        assert retained(broker, "homeassistant", spoof) is None
     # and B cannot read A's topics
     assert retained(broker, B, f"facepro/{A}/availability") is None
 
@@ -92,3 +100,42 @@ def test_anonymous_and_wrong_password_are_refused(broker: int) -> None:
     wrong = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker), "-u", A, "-P", "nope", "-t",
                             f"facepro/{A}/x", "-m", "x"], capture_output=True, text=True, timeout=15)
     assert wrong.returncode != 0
+
+
+def test_the_device_publishes_all_its_discovery_under_the_acl(broker: int, write_settings, publisher_factory) -> None:
+    """The real publisher logged in as device A: every discovery config and retained state it
+    writes passes the shipped ACL (Home Assistant's login sees them)."""
+    import json
+    import time
+
+    from edge.config import load_settings
+    from edge.mqtt.entities_person import person_config_topics
+    from edge.mqtt.topics import Topics
+    from tests.support.context import make_ctx
+    from tests.support.db import add_person
+
+    settings = load_settings(write_settings({
+        "device": {"id": A, "name": "A"},
+        "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker, "keepalive_s": 5, "username": A,
+                 "password": USERS[A]},
+        "telemetry": {"interval_s": 1}, "web": {"enabled": False}}))
+    ctx = make_ctx(settings, device_id=A)
+    add_person(ctx.db_path, "Ann")
+
+    class Door:
+        def cameras_status(self) -> list[dict]:
+            return [{"name": "door", "online": True, "fps_processed": 5.0}]
+
+    ctx.pipeline = Door()  # type: ignore[assignment]
+    publisher_factory(ctx)
+    topics = Topics("facepro", A, "homeassistant")
+    wanted = [topics.discovery_config, topics.camera_discovery_config("door"), *person_config_topics(topics, "Ann"),
+              topics.entity_config("device_automation", "unknown_face"), topics.person("Ann"),
+              topics.camera_recognition("door")]
+    deadline = time.monotonic() + 15
+    missing = wanted
+    while missing and time.monotonic() < deadline:
+        missing = [t for t in missing if retained(broker, "homeassistant", t) is None]
+        time.sleep(0.2)
+    assert missing == []
+    assert json.loads(retained(broker, "homeassistant", topics.camera_discovery_config("door")) or "{}")["cmps"]

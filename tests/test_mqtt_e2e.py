@@ -34,19 +34,31 @@ def test_events_from_the_shared_clip_arrive_with_all_fields(write_settings, mosq
         hub.wait_until(lambda: any(m.json()["person"] == "Lin-Manuel Miranda" for m in hub.on(f"{ROOT}/events"))
                        and any(m.json()["person"] is None for m in hub.on(f"{ROOT}/events")),
                        timeout=90, what="a recognised and an unknown face event")
-        person = hub.wait_topic(f"{ROOT}/person/Lin-Manuel Miranda")
+        person = hub.wait_for(lambda m: m.topic == f"{ROOT}/person/Lin-Manuel Miranda" and m.payload
+                              and m.json()["last_seen"] is not None, what="Lin-Manuel Miranda seen")
+        assert person.json()["present"] == "ON"
+        last = hub.wait_topic(f"{ROOT}/camera/stage/last")
+        assert last.json()["camera"] == "stage"
+        picture = hub.wait_topic(f"{ROOT}/camera/stage/snapshot")
+        assert picture.payload[:2] == b"\xff\xd8" and len(picture.payload) < 200_000
         hub.wait_until(lambda: len(hub.on(f"{ROOT}/recognition")) >= 2, what="HA recognition events")
     finally:
         output = stop_process(proc, signal.SIGTERM)
         hub.stop()
     assert proc.returncode == 0, output
 
-    rows = {r["id"]: r for r in event_rows(settings.db_path)}
+    rows = {r["event_uid"]: r for r in event_rows(settings.db_path)}
     events = [m.json() for m in hub.on(f"{ROOT}/events")]
     assert events
     for event in events:
-        assert set(event) == {"id", "type", "person", "confidence", "camera", "timestamp", "snapshot"}
+        assert set(event) == {"id", "type", "person", "similarity", "detector_score", "confidence", "camera",
+                              "timestamp", "captured_at", "snapshot", "published_at", "age_s", "delayed"}
         assert event["id"] in rows
+        assert 0.0 < event["detector_score"] <= 1.0
+        if event["person"] is not None:
+            assert event["similarity"] == event["confidence"]
+        else:
+            assert event["similarity"] is None and event["detector_score"] == event["confidence"]
         assert event["camera"] == "stage"
         assert event["type"] in ("face_recognized", "face_unknown")
         assert (event["person"] is None) == (event["type"] == "face_unknown")
@@ -60,6 +72,7 @@ def test_events_from_the_shared_clip_arrive_with_all_fields(write_settings, mosq
     assert kinds == {"face_recognized", "face_unknown"}
     # No gap: every row up to the newest received one arrived and was marked published
     # (rows the pipeline records during shutdown, after MQTT stopped, wait for the next start).
-    newest = max(e["id"] for e in events)
-    assert {e["id"] for e in events} == {i for i in rows if i <= newest}
-    assert all(r["published_at"] is not None for i, r in rows.items() if i <= newest)
+    by_row = {r["id"]: r for r in rows.values()}
+    newest = max(rows[e["id"]]["id"] for e in events)
+    assert {rows[e["id"]]["id"] for e in events} == {i for i in by_row if i <= newest}
+    assert all(r["published_at"] is not None for i, r in by_row.items() if i <= newest)

@@ -13,7 +13,7 @@ from edge.mqtt.client import probe_broker
 from edge.mqtt.publisher import MqttPublisher
 from tests.conftest import DEVICE
 from tests.support.context import make_ctx
-from tests.support.db import event_rows, insert_event
+from tests.support.db import add_person, event_rows, event_uids, insert_event
 from tests.support.mqtt_hub import ROOT, Hub, auth_broker, persistent_broker
 from tests.support.procs import free_port
 from tests.support.waiting import wait_until
@@ -74,16 +74,21 @@ def test_availability_discovery_states_and_clean_stop(write_settings, mosquitto,
     assert discovery["dev"]["identifiers"] and discovery["dev"]["name"] == "Test device"
     assert discovery["o"]["name"] == "facepro-edge"
     assert discovery["availability_topic"] == f"{ROOT}/availability"
-    cmps = discovery["cmps"]
+    removed = {key for key, comp in discovery["cmps"].items() if set(comp) == {"p"}}
+    assert {"cpu", "camera_door_fps", "camera_door_online", "alert_mqtt_disconnected"} <= removed  # retired
+    cmps = {key: comp for key, comp in discovery["cmps"].items() if key not in removed}
     for key, comp in cmps.items():
         assert comp["p"] in ("sensor", "binary_sensor", "event", "button"), key
         assert comp["unique_id"].startswith("test_device_"), key
     assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
-    assert cmps["camera_door_fps"]["state_topic"] == f"{ROOT}/state"
-    assert cmps["camera_door_online"]["device_class"] == "connectivity"
-    assert cmps["camera_door_online"]["entity_category"] == "diagnostic"
-    assert cmps["cpu"]["entity_category"] == "diagnostic" and cmps["cpu"]["unit_of_measurement"] == "%"
-    assert cmps["disk_free"]["device_class"] == "data_size"
+    camera = hub.wait_topic(f"homeassistant/device/{DEVICE}/door/config").json()
+    assert camera["dev"]["via_device"] == discovery["dev"]["identifiers"][0]
+    assert camera["cmps"]["fps"]["state_topic"] == f"{ROOT}/state"
+    assert camera["cmps"]["online"]["device_class"] == "connectivity"
+    assert camera["cmps"]["online"]["entity_category"] == "diagnostic"
+    assert cmps["system_cpu"]["entity_category"] == "diagnostic" and cmps["system_cpu"]["unit_of_measurement"] == "%"
+    assert cmps["service_cpu"]["name"] == "Service CPU"
+    assert cmps["disk_free"]["device_class"] == "data_size" and cmps["disk_free"]["unit_of_measurement"] == "GB"
     assert cmps["last_backup"]["device_class"] == "timestamp"
     assert cmps["processing_time"]["unit_of_measurement"] == "ms"
     assert cmps["alert_low_fps"]["device_class"] == "problem"
@@ -144,6 +149,7 @@ def test_availability_discovery_states_and_clean_stop(write_settings, mosquitto,
 def test_events_arrive_with_all_fields_and_are_marked_on_puback(write_settings, mosquitto, hub,
                                                                  publisher_factory, protocol):
     ctx = make_ctx(mqtt_settings(write_settings, mosquitto.port, protocol=protocol))
+    add_person(ctx.db_path, "alice")
     publisher = publisher_factory(ctx)
     hub.wait_topic(f"{ROOT}/availability", payload="online")
     known = insert_event(ctx.db_path, person="alice", camera="door", confidence=0.8712)
@@ -151,19 +157,27 @@ def test_events_arrive_with_all_fields_and_are_marked_on_puback(write_settings, 
     ctx.bus.publish("event", {"id": unknown})
 
     hub.wait_until(lambda: len(hub.on(f"{ROOT}/events")) >= 2, what="two events")
+    uids = {r["id"]: r["event_uid"] for r in event_rows(ctx.db_path)}
     events = {m.json()["id"]: m for m in hub.on(f"{ROOT}/events")}
-    first = events[known].json()
-    assert set(first) == {"id", "type", "person", "confidence", "camera", "timestamp", "snapshot"}
+    assert set(events) == {uids[known], uids[unknown]}  # the published id is the UUID, not the row id
+    first = events[uids[known]].json()
+    assert set(first) == {"id", "type", "person", "similarity", "detector_score", "confidence", "camera",
+                          "timestamp", "captured_at", "snapshot", "published_at", "age_s", "delayed"}
     assert first["type"] == "face_recognized" and first["person"] == "alice"
-    assert first["camera"] == "door" and first["confidence"] == pytest.approx(0.8712)
+    assert first["camera"] == "door" and first["similarity"] == pytest.approx(0.8712)
+    assert first["confidence"] == first["similarity"]  # the deprecated alias
+    assert first["delayed"] is False and first["captured_at"] == first["timestamp"]
     assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
     assert first["snapshot"] == "/snapshots/2026/11/26/ev.jpg"
-    second = events[unknown].json()
+    second = events[uids[unknown]].json()
     assert second["person"] is None and second["snapshot"] is None
+    assert second["similarity"] is None and second["detector_score"] == pytest.approx(0.31)
 
-    person = hub.wait_topic(f"{ROOT}/person/alice")
-    assert person.json() == {"camera": "door", "timestamp": first["timestamp"],
-                                               "confidence": first["confidence"]}
+    person = hub.wait_for(lambda m: m.topic == f"{ROOT}/person/alice" and m.json().get("last_seen") is not None,
+                          what="alice seen")
+    assert person.json() == {"name": "alice", "present": "ON", "camera": "door", "last_seen": first["timestamp"],
+                             "timestamp": first["timestamp"], "similarity": first["similarity"],
+                             "confidence": first["confidence"], "event_id": first["id"]}
     hub.wait_until(lambda: len(hub.on(f"{ROOT}/recognition")) >= 2, what="two recognitions")
     kinds = {m.json()["event_type"] for m in hub.on(f"{ROOT}/recognition")}
     assert kinds == {"face_recognized", "face_unknown"}
@@ -202,9 +216,11 @@ def test_broker_outage_loses_no_event(tmp_path, write_settings, publisher_factor
         broker.start()
         producer.join()
 
-        hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= set(produced),
+        uids = event_uids(ctx.db_path)
+        row_of = {uid: row for row, uid in uids.items()}
+        hub.wait_until(lambda: {row_of.get(m.json()["id"]) for m in hub.on(f"{ROOT}/events")} >= set(produced),
                        timeout=30, what="every produced event delivered")
-        received = [m.json()["id"] for m in hub.on(f"{ROOT}/events")]
+        received = [row_of[m.json()["id"]] for m in hub.on(f"{ROOT}/events")]
         assert set(received) == set(produced)
         first_seen = list(dict.fromkeys(received))
         assert first_seen == sorted(first_seen), "replay must keep id order"
@@ -224,7 +240,8 @@ def test_outbox_bound_skips_old_and_excess_rows(write_settings, mosquitto, hub, 
     publisher = publisher_factory(ctx)
     hub.wait_until(lambda: len(hub.on(f"{ROOT}/events")) >= 5, what="five events")
     time.sleep(0.5)
-    received = sorted({m.json()["id"] for m in hub.on(f"{ROOT}/events")})
+    row_of = {uid: row for row, uid in event_uids(ctx.db_path).items()}
+    received = sorted({row_of[m.json()["id"]] for m in hub.on(f"{ROOT}/events")})
     assert received == fresh[-5:]
     rows = {r["id"]: r for r in event_rows(ctx.db_path)}
     skipped = old + fresh[:4]
@@ -237,7 +254,7 @@ def test_outbox_bound_skips_old_and_excess_rows(write_settings, mosquitto, hub, 
 
 
 def test_commands_are_answered_never_crash(write_settings, mosquitto, hub, publisher_factory):
-    ctx = make_ctx(mqtt_settings(write_settings, mosquitto.port))
+    ctx = make_ctx(mqtt_settings(write_settings, mosquitto.port, command_cooldown_s=0))
     ctx.pipeline = FakePipeline()
     enrolls: list[dict] = []
     ctx.bus.subscribe("enroll", enrolls.append)
@@ -252,7 +269,13 @@ def test_commands_are_answered_never_crash(write_settings, mosquitto, hub, publi
 
     answer = command("backup", "PRESS")
     assert answer["action"] == "backup" and answer["ok"] is False and "unsupported" in answer["error"]
-    answer = command("enroll_reload", "")
+    t0 = time.monotonic()
+    hub.publish(f"{ROOT}/command/enroll_reload", "")  # empty: how a retained message is cleared
+    time.sleep(0.5)
+    assert not [m for m in hub.on(result_topic) if m.at >= t0] and ctx.pipeline.reloads == 0
+    answer = command("enroll_reload", " ")
+    assert answer["ok"] is False and "empty payload" in answer["error"]
+    answer = command("enroll_reload", "{}")
     assert answer == {"action": "enroll_reload", "ok": True, "result": {"reloaded": True}}
     assert ctx.pipeline.reloads == 1 and enrolls == [{}]
     answer = command("enroll_reload", "{not json")
@@ -347,6 +370,7 @@ def test_clean_stop_sends_events_recorded_just_before_it(write_settings, mosquit
     ids = [insert_event(ctx.db_path, person=f"p{i}") for i in range(3)]
     publisher.stop()
     hub.wait_topic(f"{ROOT}/availability", payload="offline")  # the broker keeps one client's order
+    uids = event_uids(ctx.db_path)
     received = {m.json()["id"] for m in hub.on(f"{ROOT}/events")}
-    assert set(ids) <= received
+    assert {uids[i] for i in ids} <= received
     assert all(row["published_at"] for row in event_rows(ctx.db_path) if row["id"] in ids)

@@ -14,7 +14,7 @@ import time
 from edge.config import load_settings
 from edge.db.migrate import migrate_database
 from tests.conftest import DEVICE
-from tests.support.db import event_rows, insert_event
+from tests.support.db import event_rows, event_uids, insert_event
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_hub import ROOT, Hub
 from tests.support.service import start_service, stop_process
@@ -33,6 +33,10 @@ def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write
     migrate_database(settings)
     before = [insert_event(settings.db_path, person="bob"), insert_event(settings.db_path, person=None)]
 
+    def uids(rows: list[int]) -> set[str]:
+        known = event_uids(settings.db_path)
+        return {known[row] for row in rows}
+
     proc = start_service(config, stderr=subprocess.STDOUT)
     hub = None
     try:
@@ -41,7 +45,7 @@ def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write
         broker.start()
         hub = Hub(broker.port).start()
         online = hub.wait_topic(f"{ROOT}/availability", payload="online", timeout=20)
-        hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= set(before),
+        hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= uids(before),
                        what="events stored before the start")
         hub.wait_topic(f"homeassistant/device/{DEVICE}/config")
 
@@ -56,7 +60,7 @@ def test_run_with_dead_broker_will_on_kill_and_replay_on_restart(tmp_path, write
         proc = start_service(config, stderr=subprocess.STDOUT)
         t_start = time.monotonic()
         hub.wait_topic(f"{ROOT}/availability", payload="online", after=t_start, timeout=20)
-        hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= set(while_down),
+        hub.wait_until(lambda: {m.json()["id"] for m in hub.on(f"{ROOT}/events")} >= uids(while_down),
                        what="events stored while the service was down")
         wait_until(lambda: all(r["published_at"] is not None for r in event_rows(settings.db_path)), 10,
                    interval=0.2, fail=False)

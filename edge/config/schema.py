@@ -64,6 +64,7 @@ CAMERA = Item(
         "backend": _f(STR, choices=("auto", "ffmpeg", "gstreamer", "v4l2")),
         "reconnect_max_s": _f(NUM, minimum=0.1),
         "det_max_side": _f(INT, nullable=True, minimum=32),
+        "area": _f(STR, nullable=True),
     },
     required=("name", "source"),
     defaults={
@@ -77,6 +78,7 @@ CAMERA = Item(
         "backend": "auto",
         "reconnect_max_s": 30.0,
         "det_max_side": None,
+        "area": None,
     },
 )
 
@@ -122,6 +124,7 @@ SCHEMA: dict[str, Any] = {
         "match_threshold": _f(NUM),
         "cooldown_s": _f(NUM, minimum=0),
         "reuse_embedding_frames": _f(INT, minimum=0),
+        "presence_timeout_s": _f(NUM, minimum=1),
     },
     "events": {
         "retention_days": _f(NUM, minimum=0),
@@ -149,6 +152,9 @@ SCHEMA: dict[str, Any] = {
         "outbox_max_count": _f(INT, minimum=1),
         "max_inflight": _f(INT, minimum=1),
         "discovery": _f(BOOL),
+        "event_freshness_s": _f(NUM, minimum=0),
+        "command_cooldown_s": _f(NUM, minimum=0),
+        "image_max_side": _f(INT, minimum=64),
     },
     "telemetry": {
         "interval_s": _f(NUM, minimum=1),
@@ -184,6 +190,7 @@ SCHEMA: dict[str, Any] = {
         "port": _f(INT, minimum=0),
         "public_read": _f(BOOL),
         "max_upload_mb": _f(NUM, minimum=1),
+        "public_url": _f(STR, nullable=True),
     },
 }
 

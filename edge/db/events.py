@@ -9,6 +9,7 @@ import builtins
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,10 +36,14 @@ def event_person(row: Mapping[str, Any]) -> str | None:
 def event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """One ``events`` row as the fields every reader shows (CLI, status page, MQTT pick
     theirs): id, type, label (as stored), person (:func:`event_person`), confidence,
-    camera, method, timestamp (ISO 8601 UTC), snapshot_path (relative to the data dir)."""
+    camera, method, timestamp (ISO 8601 UTC), snapshot_path (relative to the data dir);
+    uid (the id published outside, unique across restores) and detector_score where the
+    row has them (migration 009)."""
     data = dict(row)
     return {
         "id": int(data["id"]),
+        "uid": data.get("event_uid"),
+        "detector_score": data.get("detector_score"),
         "type": data.get("event_type"),
         "label": data.get("object_label"),
         "person": event_person(data),
@@ -69,13 +74,16 @@ class EventStore:
         self.close()
 
     def insert(self, event_type: str, object_label: str, confidence: float, camera_name: str,
-               snapshot_path: str | None, created_at: float, method: str = "face") -> int:
+               snapshot_path: str | None, created_at: float, method: str = "face",
+               detector_score: float | None = None, uid: str | None = None) -> int:
+        """One row; ``uid`` (default a new UUID v4) is the id the event is known by outside."""
         with self._lock, transaction(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO events (event_type, object_label, confidence, snapshot_path, identification_method,"
-                " camera_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " camera_name, created_at, detector_score, event_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
-                 db_text(created_at)))
+                 db_text(created_at), None if detector_score is None else float(detector_score),
+                 uid or str(uuid.uuid4())))
             return inserted_id(cur)
 
     def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,

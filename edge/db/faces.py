@@ -64,6 +64,11 @@ def enroll_rows(conn: sqlite3.Connection, name: str, encodings: list[NewEncoding
     return ids
 
 
+def people_names(conn: sqlite3.Connection) -> list[str]:
+    """Every enrolled person's name, sorted (one cheap query; MQTT discovery polls it)."""
+    return [str(row[0]) for row in conn.execute("SELECT name FROM users ORDER BY name")]
+
+
 _PEOPLE_ORDER = {"id": "u.id", "name": "u.name", "name_nocase": "u.name COLLATE NOCASE"}
 
 

@@ -20,6 +20,8 @@ from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, transaction
 UNPUBLISHED = "published_at IS NULL AND skipped_at IS NULL"
 SKIPPED = "skipped_at IS NOT NULL AND published_at IS NULL"
 NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+ROW = ("id, event_type, object_label, confidence, snapshot_path, identification_method, camera_name, created_at,"
+       " event_uid, detector_score")
 
 
 class EventOutbox:
@@ -42,8 +44,7 @@ class EventOutbox:
     def fetch_after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` unpublished rows with ``id > after_id``, oldest first."""
         rows = self.conn.execute(
-            f"SELECT id, event_type, object_label, confidence, snapshot_path, identification_method,"
-            f" camera_name, created_at FROM events WHERE id > ? AND {UNPUBLISHED} ORDER BY id LIMIT ?",
+            f"SELECT {ROW} FROM events WHERE id > ? AND {UNPUBLISHED} ORDER BY id LIMIT ?",
             (int(after_id), int(limit)),
         ).fetchall()
         return [dict(row) for row in rows]
@@ -93,8 +94,7 @@ class EventOutbox:
     def last_seen_people(self) -> list[dict[str, Any]]:
         """The newest event row per ``object_label`` (callers decide which labels are people)."""
         rows = self.conn.execute(
-            "SELECT id, event_type, object_label, confidence, snapshot_path, identification_method,"
-            " camera_name, created_at FROM events WHERE id IN"
+            f"SELECT {ROW} FROM events WHERE id IN"
             " (SELECT MAX(id) FROM events WHERE object_label IS NOT NULL GROUP BY object_label)"
             " ORDER BY id").fetchall()
         return [dict(row) for row in rows]

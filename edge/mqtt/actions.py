@@ -1,8 +1,9 @@
 """Remote commands taken from ``<base>/<device_id>/command/<action>``.
 
 Every command gets an answer on ``command/result``: ``{action, ok, result}`` or
-``{action, ok: false, error}``. A payload is empty, ``PRESS`` (a Home Assistant button) or a
-JSON object; anything else is an error, never a crash.
+``{action, ok: false, error}``. A payload is ``PRESS`` (a Home Assistant button) or a JSON
+object of at most 4 KiB and 8 levels; an empty payload (how a retained message is cleared)
+is never a press; anything else is an error, never a crash.
 """
 from __future__ import annotations
 
@@ -13,17 +14,53 @@ from typing import Any
 from edge import secrets
 from edge.context import ServiceContext
 
+MAX_PAYLOAD_BYTES = 4096
+MAX_DEPTH = 8
+
+
+def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """The JSON array/object nesting of ``text``, counted up to ``limit + 1`` (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
 
 class CommandError(Exception):
     """A command that cannot run; the message goes back on ``command/result``."""
 
 
 def parse_payload(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise CommandError(f"payload of {len(raw)} bytes refused (at most {MAX_PAYLOAD_BYTES})")
     text = raw.decode("utf-8", errors="strict").strip() if raw else ""
-    if text in ("", "PRESS"):
+    if not text:
+        raise CommandError("empty payload is not a command (send {} or PRESS)")
+    if text == "PRESS":
         return {}
+    if nesting_depth(text) > MAX_DEPTH:
+        raise CommandError(f"payload nested deeper than {MAX_DEPTH} levels refused")
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise CommandError(f"payload nested deeper than {MAX_DEPTH} levels refused") from None
     except json.JSONDecodeError as exc:
         raise CommandError(f"payload is not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):

@@ -26,9 +26,9 @@ from edge import secrets
 from edge.context import ServiceContext
 from edge.db.outbox import EventOutbox
 from edge.mqtt import client as paho
-from edge.mqtt.actions import run_command
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
-from edge.mqtt.payloads import event_message, now_iso, recognition_message
+from edge.mqtt.commands import CommandDesk
+from edge.mqtt.payloads import delivery_fields, event_message, now_iso, recognition_message
 from edge.mqtt.states import RetainedStates
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 SCAN_INTERVAL_S = 5.0       # periodic outbox scan (bus "event" wakes it sooner) and bound check
 STALE_INFLIGHT_S = 120.0    # an unacknowledged message this old while connected: re-read the outbox
 STOP_FLUSH_S = 3.0          # on a clean stop, wait this long for the "offline" PUBACK
+HA_ONLINE_DEBOUNCE_S = 2.0  # "homeassistant/status online" bursts: one re-publication
+HA_ONLINE_MIN_GAP_S = 10.0  # ... and at most one per this long
 
 
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
@@ -78,8 +80,13 @@ class MqttPublisher:
         self._unsubscribe: list[Callable[[], None]] = []
 
         # Worker-thread state.
-        self._inflight: dict[int, tuple[int, float, dict[str, Any]]] = {}  # mid -> (row id, sent, event)
+        # mid -> (row id, sent, event, snapshot path)
+        self._inflight: dict[int, tuple[int, float, dict[str, Any], str | None]] = {}
         self._cursor = 0
+        self.fresh_s = float(settings.get("mqtt.event_freshness_s", 30))
+        self._ha_online_at: float | None = None  # debounced re-publication due (monotonic)
+        self._ha_republished_at = -HA_ONLINE_MIN_GAP_S
+        self.republications = 0
 
         # Read by status() from other threads.
         self._status_lock = threading.Lock()
@@ -90,6 +97,7 @@ class MqttPublisher:
         self._skipped_now = 0
         self.states = RetainedStates(ctx, self.topics, self._publish, self._connected.is_set, self._outbox,
                                      self._outbox_numbers)
+        self.desk = CommandDesk(ctx, self.topics, self._publish, self.states)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -99,6 +107,8 @@ class MqttPublisher:
             bus.subscribe("event", lambda _payload: self._wake.set()),
             bus.subscribe("camera", lambda payload: self._queue(lambda: self.states.camera_changed(payload))),
             bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
+            bus.subscribe("enroll", lambda _payload: self._queue(self._sync_people)),
+            bus.subscribe("backup", lambda payload: self._queue(lambda: self.desk.job_changed(payload))),
         ]
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._worker.start()
@@ -152,7 +162,9 @@ class MqttPublisher:
         self._connected.set()
         self.ctx.metrics.set("mqtt_connected", 1)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
-        client.subscribe([(self.topics.command_filter, 1), (self.topics.ha_status, 1)])
+        client.subscribe([(self.topics.command_filter, 1), (self.topics.ha_status, 1),
+                          (self.topics.camera_recognition_filter, 1), (self.topics.person_filter, 1),
+                          (self.topics.camera_recognition_state_filter, 1)])
         log.info("MQTT connected to %s", self.broker)
         self._queue(self._republish_all)
 
@@ -179,15 +191,29 @@ class MqttPublisher:
         payload = bytes(message.payload or b"")
         if topic == self.topics.ha_status:
             if payload.strip().lower() == b"online":
-                log.info("Home Assistant came online: re-publishing discovery and states")
-                self._queue(self._republish_all)
+                self._queue(self._ha_online)
             return
-        prefix = self.topics.root + "/command/"
+        root = self.topics.root
+        if topic.startswith(root + "/person/"):
+            if message.retain:
+                self._queue(lambda: self.states.people.retained_state(payload))
+            return
+        if topic.startswith(root + "/camera/") and topic.endswith("/recognition") and message.retain and payload:
+            level = topic[len(root + "/camera/"):-len("/recognition")]
+            configured = [str(c.get("name")) for c in self.ctx.settings.get("cameras", []) or []]
+            self._queue(lambda: self.states.cameras.retained_switch(level, configured))
+            return
+        if topic.startswith(root + "/camera/") and topic.endswith("/recognition/set"):
+            level = topic[len(root + "/camera/"):-len("/recognition/set")]
+            self._queue(lambda: self.desk.switch(level, payload, bool(message.retain)))
+            return
+        prefix = root + "/command/"
         if topic.startswith(prefix):
             action = topic[len(prefix):]
-            if action == "result" or "/" in action:
+            if action in ("result", "event") or "/" in action:
                 return
-            self._queue(lambda: self._command(action, payload))
+            retained = bool(message.retain)
+            self._queue(lambda: self.desk.command(action, payload, retained))
 
     # -- worker ----------------------------------------------------------------------
 
@@ -200,7 +226,8 @@ class MqttPublisher:
         next_telemetry = time.monotonic() + self.telemetry_interval_s
         while True:
             now = time.monotonic()
-            self._wake.wait(max(0.0, min(next_scan, next_telemetry) - now))
+            due = min(next_scan, next_telemetry, self._ha_online_at or next_scan)
+            self._wake.wait(max(0.0, due - now))
             self._wake.clear()
             if self._stopping.is_set():
                 break
@@ -211,7 +238,13 @@ class MqttPublisher:
                 if now >= next_scan:
                     self._scan()
                     next_scan = now + SCAN_INTERVAL_S
+                if self._ha_online_at is not None and now >= self._ha_online_at:
+                    self._ha_online_at = None
+                    self._ha_republished_at = now
+                    log.info("Home Assistant came online: re-publishing discovery and states")
+                    self._republish_all()
                 if self._connected.is_set():
+                    self.states.tick()
                     self._fill_window()
                     if now >= next_telemetry:
                         self.states.publish_telemetry()
@@ -255,6 +288,8 @@ class MqttPublisher:
                 log.exception("MQTT task failed")
 
     def _publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> paho.MQTTMessageInfo:
+        if isinstance(payload, bytes):  # an image: binary, nothing to redact
+            return self.client.publish(topic, payload, qos=qos, retain=retain)
         if isinstance(payload, (dict, list)):
             text = json.dumps(payload, separators=(",", ":"), default=str)
         else:
@@ -276,8 +311,10 @@ class MqttPublisher:
             self._counts = dict(counts)
         self.ctx.metrics.set("mqtt_outbox_unpublished", counts["unpublished"])
         self.ctx.metrics.set("mqtt_outbox_skipped", counts["skipped"])
+        if self._connected.is_set():
+            self._sync_people()
         if self._connected.is_set() and self._inflight:
-            oldest = min(sent for _rid, sent, _e in self._inflight.values())
+            oldest = min(entry[1] for entry in self._inflight.values())
             if time.monotonic() - oldest > STALE_INFLIGHT_S:
                 log.warning("MQTT: %d event(s) unacknowledged for %g s; re-reading the outbox",
                             len(self._inflight), STALE_INFLIGHT_S)
@@ -290,16 +327,16 @@ class MqttPublisher:
             return
         rows = self._outbox.fetch_after(self._cursor, space)
         for row in rows:
-            event = event_message(row, self.ctx.data_dir)
+            event = delivery_fields(event_message(row, self.ctx.data_dir), self.fresh_s)
             info = self._publish(self.topics.events, event, qos=1)
             if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-                log.warning("MQTT: event %d not queued (%s); will retry", event["id"], paho.error_string(info.rc))
+                log.warning("MQTT: event %s not queued (%s); will retry", event["id"], paho.error_string(info.rc))
                 return
-            self._inflight[info.mid] = (event["id"], time.monotonic(), event)
-            self._cursor = event["id"]
+            self._inflight[info.mid] = (int(row["id"]), time.monotonic(), event, row.get("snapshot_path"))
+            self._cursor = int(row["id"])
 
     def _process_acks(self) -> None:
-        done: list[dict[str, Any]] = []
+        done: list[tuple[int, dict[str, Any], str | None]] = []
         while True:
             try:
                 mid, reason_code = self._acks.get_nowait()
@@ -312,18 +349,24 @@ class MqttPublisher:
                 log.warning("MQTT broker rejected event %d: %s; it stays unpublished", entry[0],
                             reason_text(reason_code))
                 continue
-            done.append(entry[2])
+            done.append((entry[0], entry[2], entry[3]))
         if not done:
             return
-        self._outbox.mark_published(event["id"] for event in done)
+        self._outbox.mark_published(row_id for row_id, _event, _path in done)
         with self._status_lock:
             self._published += len(done)
             if self._counts["unpublished"] is not None:
                 self._counts["unpublished"] = max(0, self._counts["unpublished"] - len(done))
         self.ctx.metrics.incr("mqtt_events_published", len(done))
-        for event in done:
-            self._publish(self.topics.recognition, recognition_message(event), qos=1)
-            self.states.person_seen(event)
+        for _row_id, event, snapshot_path in done:
+            if not event["delayed"]:
+                # Only fresh events fire the event entity and the device triggers: an event
+                # that arrives late (a broker outage, a restart) must not notify again.
+                self._publish(self.topics.recognition, recognition_message(event), qos=1)
+                person = event.get("person")
+                self._publish(self.topics.trigger("recognised", person) if person else self.topics.trigger("unknown"),
+                              event, qos=1)
+            self.states.event_acked(event, snapshot_path)
 
     # -- retained states (on the worker; the outbox's in-flight window is ours) ---------
 
@@ -332,7 +375,7 @@ class MqttPublisher:
         if not self._connected.is_set():
             return
         now = time.monotonic()
-        self._inflight = {mid: (rid, now, event) for mid, (rid, _sent, event) in self._inflight.items()}
+        self._inflight = {mid: (rid, now, event, path) for mid, (rid, _sent, event, path) in self._inflight.items()}
         self.states.republish_all()
 
     def _outbox_numbers(self) -> dict[str, int | None]:
@@ -342,10 +385,14 @@ class MqttPublisher:
 
     # -- commands --------------------------------------------------------------------
 
-    def _command(self, action: str, payload: bytes) -> None:
-        result = run_command(self.ctx, action, payload)
-        if result["ok"]:
-            log.info("MQTT command %s: ok", action)
-        else:
-            log.warning("MQTT command %s refused: %s", action, result["error"])
-        self._publish(self.topics.command_result, result, qos=1)
+    def _ha_online(self) -> None:
+        """Debounce: a burst of "online" messages gives one re-publication, and at most one
+        per HA_ONLINE_MIN_GAP_S."""
+        if self._ha_online_at is None:
+            self._ha_online_at = max(time.monotonic() + HA_ONLINE_DEBOUNCE_S,
+                                     self._ha_republished_at + HA_ONLINE_MIN_GAP_S)
+
+    def _sync_people(self) -> None:
+        if self._connected.is_set():
+            self.states.sync_people()
+

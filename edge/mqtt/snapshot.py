@@ -121,22 +121,46 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
     system: dict[str, Any] = {}
     if cpu is None or memory is None or disk_free_mb is None or temperature is None:
         system = system_figures(ctx)
+    disk_mb = _first(disk_free_mb, system.get("disk_free_mb"))
     return {
         "cameras": {
             ids[str(c["name"])]: {
                 "name": c["name"],
-                "fps": None if c.get("fps_processed") is None else round(float(c["fps_processed"]), 2),
+                "fps": _rounded(c.get("fps_processed")),
+                "fps_capture": _rounded(c.get("fps_capture")),
+                "frames_dropped": c.get("frames_dropped"),
                 "online": bool(c.get("online")),
+                "recognition": "OFF" if c.get("recognition_paused") else "ON",
             } for c in cams
         },
         "processing_ms": processing_ms(stages),
         "cpu_percent": _first(cpu, system.get("cpu_percent")),
+        "service_cpu_percent": _first(_lookup(telemetry, "process.cpu_percent"), _service_cpu()),
         "memory_percent": _first(memory, system.get("memory_percent")),
         "gpu_percent": gpu,
         "temperature_c": _first(temperature, system.get("temperature_c")),
-        "disk_free_mb": _first(disk_free_mb, system.get("disk_free_mb")),
+        "disk_free_mb": disk_mb,
+        "disk_free_gb": None if disk_mb is None else round(disk_mb / 1000, 2),
         "last_backup": last_backup,
     }
+
+
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+_PROCESS: list[psutil.Process] = []
+
+
+def _service_cpu() -> float | None:
+    """This process's CPU use since the previous call (the first call primes the counter)."""
+    try:
+        if not _PROCESS:
+            _PROCESS.append(psutil.Process())
+            _PROCESS[0].cpu_percent(None)
+        return float(_PROCESS[0].cpu_percent(None))
+    except Exception:
+        return None
 
 
 def _lookup_dict(tree: Any, path: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The retained states the publisher keeps on its broker: each person's last sighting,
-camera availability, alert switches, the telemetry snapshot and Home Assistant discovery.
+"""The retained states the publisher keeps on its broker: people (presence, last seen),
+cameras (own devices, last recognised, snapshot, recognition switch, availability), alert
+switches, the telemetry snapshot and Home Assistant discovery.
 
 Runs on the publisher's worker thread only; it publishes through the publisher's own
 ``publish`` so secrets are redacted in one place.
@@ -7,17 +8,45 @@ Runs on the publisher's worker thread only; it publishes through the publisher's
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from edge.context import ServiceContext, ask
+from edge.db.faces import people_names
 from edge.db.outbox import EventOutbox
-from edge.mqtt.discovery import build_discovery
-from edge.mqtt.payloads import event_message, iso_utc, now_iso, person_state
+from edge.mqtt.camera_states import CameraStates
+from edge.mqtt.discovery import applicable_alerts, build_discovery, retired_components
+from edge.mqtt.payloads import event_message, iso_utc, now_iso
+from edge.mqtt.people_states import PeopleStates
 from edge.mqtt.snapshot import ha_state, minimal_telemetry
 from edge.mqtt.topics import Topics
 
 Publish = Callable[..., Any]
+
+
+def configuration_url(ctx: ServiceContext) -> str | None:
+    """The status page's address for Home Assistant's "Visit" link (``web.public_url`` or
+    the host name and port the web server listens on)."""
+    settings = ctx.settings
+    url = settings.get("web.public_url")
+    if url:
+        # Home Assistant refuses the whole device config for another scheme.
+        return str(url) if str(url).startswith(("http://", "https://")) else None
+    if not settings.get("web.enabled", True):
+        return None
+    port = int(settings.get("web.port") or 0)
+    if ctx.web is not None:
+        try:
+            port = int(str(ctx.web.url).rsplit(":", 1)[1].split("/", 1)[0])
+        except (IndexError, ValueError):
+            pass
+    if port <= 0:
+        return None
+    host = str(settings.get("web.host") or "")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{host}:{port}/"
 
 
 class RetainedStates:
@@ -25,55 +54,62 @@ class RetainedStates:
                  outbox: EventOutbox, outbox_numbers: Callable[[], dict[str, int | None]]) -> None:
         self.ctx = ctx
         self.topics = topics
-        self.discovery_enabled = bool(ctx.settings.get("mqtt.discovery", True))
+        settings = ctx.settings
+        self.discovery_enabled = bool(settings.get("mqtt.discovery", True))
         self._publish = publish
         self._connected = connected
         self._outbox = outbox
         self._outbox_numbers = outbox_numbers
-        self._people: dict[str, dict[str, Any]] = {}
         self._camera_states: dict[str, str] = {}
         self._alerts_active: dict[str, set[str]] = {}
         self._last_discovery = ""
+        areas = {str(c["name"]): c.get("area") for c in settings.get("cameras", []) or []}
+        self.cameras = CameraStates(topics, publish, ctx.data_dir, areas,
+                                    int(settings.get("mqtt.image_max_side", 640) or 640))
+        self.people = PeopleStates(topics, publish, float(settings.get("recognition.presence_timeout_s", 300)),
+                                   self.discovery_enabled)
+        self._people_restored = False
+        self.last_state: dict[str, Any] = {}
 
     def republish_all(self) -> None:
         """Discovery and every retained state, as after a (re)connect."""
         self._last_discovery = ""
         self._camera_states.clear()
-        if not self._people:
-            self._people = self._outbox_people()
-        for person, state in self._people.items():
-            self._publish(self.topics.person(person), state, qos=1, retain=True)
+        self.cameras.reset()
+        self.people.reset()
+        self.sync_people()
+        if not self._people_restored:
+            self._people_restored = True
+            self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
         active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
         if isinstance(active, list):
             self._alerts_active = {}
             for alert in active:
                 if isinstance(alert, dict) and alert.get("name"):
                     self._alerts_active.setdefault(str(alert["name"]), set()).add(str(alert.get("subject") or ""))
-        for name in self._alert_names():
+        self.publish_telemetry()
+        for name in self._alert_names(self.last_state):
             self._publish(self.topics.alert(name), "ON" if self._alerts_active.get(name) else "OFF",
                           qos=1, retain=True)
-        self.publish_telemetry()
 
-    def person_seen(self, event: dict[str, Any]) -> None:
-        """An acknowledged event: its person's retained last-seen state."""
+    def sync_people(self) -> None:
+        """Discovered people follow the enrolled ones (polled: enrolment may be another process)."""
+        self.people.sync(people_names(self._outbox.conn))
+
+    def event_acked(self, event: dict[str, Any], snapshot_path: str | None) -> None:
+        """An acknowledged event: the person's presence and last seen, the camera's last
+        recognition and snapshot."""
         person = event.get("person")
-        if person:
-            state = person_state(event)
-            self._people[person] = state
-            self._publish(self.topics.person(person), state, qos=1, retain=True)
+        if person and person not in (self.people.enrolled or set()):
+            self.sync_people()  # enrolled a moment ago, before the next poll
+        self.people.seen(event)
+        self.cameras.event_acked(event, snapshot_path)
 
-    def _outbox_people(self) -> dict[str, dict[str, Any]]:
-        people: dict[str, dict[str, Any]] = {}
-        for row in self._outbox.last_seen_people():
-            event = event_message(row, self.ctx.data_dir)
-            if event["person"]:
-                people[event["person"]] = person_state(event)
-        return people
+    def tick(self) -> None:
+        self.people.tick()
 
-    def _alert_names(self) -> list[str]:
-        rules = self.ctx.settings.get("alerts", {}) or {}
-        names = [key for key, value in rules.items() if isinstance(value, dict)]
-        return names + sorted(n for n in self._alerts_active if n not in names)
+    def _alert_names(self, state: dict[str, Any]) -> list[str]:
+        return applicable_alerts(self.ctx.settings, state, [n for n, s in self._alerts_active.items() if s])
 
     def publish_telemetry(self) -> None:
         outbox = self._outbox_numbers()
@@ -85,13 +121,20 @@ class RetainedStates:
             snapshot = minimal_telemetry(self.ctx, outbox)
         self._publish(self.topics.telemetry, snapshot, qos=0)
         state = ha_state(self.ctx, snapshot)
+        self.last_state = state
         if self.discovery_enabled:
-            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state,
-                                                   self._alert_names()), separators=(",", ":"))
+            alerts = self._alert_names(state)
+            rules = [n for n, r in (self.ctx.settings.get("alerts", {}) or {}).items() if isinstance(r, dict)]
+            discovery = json.dumps(build_discovery(self.topics, self.ctx.settings["device.name"], state, alerts,
+                                                   configuration_url(self.ctx),
+                                                   retired_components(state, rules, alerts)),
+                                   separators=(",", ":"))
             if discovery != self._last_discovery:
                 self._publish(self.topics.discovery_config, discovery, qos=1, retain=True)
                 self._last_discovery = discovery
+            self.cameras.publish_discovery(state["cameras"])
         self._publish(self.topics.state, state, qos=1, retain=True)
+        self.cameras.publish_switches(state["cameras"])
         for camera in state["cameras"].values():
             self._set_camera_state(str(camera["name"]), bool(camera["online"]))
 

@@ -84,6 +84,42 @@ class Topics:
     def camera_status(self, name: str) -> str:
         return f"{self.root}/camera/{topic_level(name)}/status"
 
+    def camera_last(self, name: str) -> str:
+        """Retained: the camera's last recognition (the "Last recognised" sensor)."""
+        return f"{self.root}/camera/{topic_level(name)}/last"
+
+    def camera_snapshot(self, name: str) -> str:
+        """Retained JPEG bytes of the camera's latest event snapshot (an MQTT ``image``)."""
+        return f"{self.root}/camera/{topic_level(name)}/snapshot"
+
+    def camera_recognition(self, name: str) -> str:
+        """Retained ON/OFF: recognition running on the camera (the pause switch's state)."""
+        return f"{self.root}/camera/{topic_level(name)}/recognition"
+
+    def camera_recognition_set(self, name: str) -> str:
+        return f"{self.root}/camera/{topic_level(name)}/recognition/set"
+
+    @property
+    def camera_recognition_filter(self) -> str:
+        return f"{self.root}/camera/+/recognition/set"
+
+    @property
+    def camera_recognition_state_filter(self) -> str:
+        return f"{self.root}/camera/+/recognition"
+
+    @property
+    def person_filter(self) -> str:
+        return f"{self.root}/person/+"
+
+    def trigger(self, kind: str, name: str = "") -> str:
+        """Device-trigger topics: ``trigger/recognised/<person>`` and ``trigger/unknown``."""
+        return f"{self.root}/trigger/{kind}" + (f"/{topic_level(name)}" if name else "")
+
+    @property
+    def command_event(self) -> str:
+        """Command outcomes as a Home Assistant ``event`` entity (ok, failed, refused)."""
+        return f"{self.root}/command/event"
+
     def command(self, action: str) -> str:
         return f"{self.root}/command/{topic_level(action)}"
 
@@ -102,6 +138,23 @@ class Topics:
     @property
     def discovery_config(self) -> str:
         return f"{self.discovery_prefix}/device/{topic_level(self.device_id)}/config"
+
+    @property
+    def node_id(self) -> str:
+        return object_id(self.device_id)
+
+    # Discovery topics keep the device id as a whole topic level (``<prefix>/<component>/
+    # <device id>/<object>/config``), so a broker ACL ``pattern write homeassistant/+/%u/#``
+    # confines each device to its own (Mosquitto substitutes %u only as a whole level).
+
+    def camera_discovery_config(self, camera_id: str) -> str:
+        """A camera's own Home Assistant device (``via_device`` the appliance)."""
+        return f"{self.discovery_prefix}/device/{topic_level(self.device_id)}/{camera_id}/config"
+
+    def entity_config(self, platform: str, object_name: str) -> str:
+        """A single-component discovery topic (people and device triggers: removed by an
+        empty retained payload)."""
+        return f"{self.discovery_prefix}/{platform}/{topic_level(self.device_id)}/{object_name}/config"
 
     @property
     def ha_status(self) -> str:

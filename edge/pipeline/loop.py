@@ -31,7 +31,7 @@ class Feed:
     """One camera as the worker sees it."""
 
     __slots__ = ("name", "ring", "det_max_side", "detector_input", "reuse", "frames_processed", "faces",
-                 "processed_rate", "captured_rate", "last_seq")
+                 "processed_rate", "captured_rate", "last_seq", "paused", "frames_skipped")
 
     def __init__(self, name: str, ring: FrameRing, det_max_side: int | None = None) -> None:
         self.name = name
@@ -44,6 +44,8 @@ class Feed:
         self.processed_rate = RateMeter()
         self.captured_rate = RateMeter()
         self.last_seq = 0
+        self.paused = False  # recognition paused on this camera: frames are taken, not processed
+        self.frames_skipped = 0
 
 
 class InferenceLoop:
@@ -113,6 +115,11 @@ class InferenceLoop:
             if slot is None:
                 continue
             self._next = index + 1
+            if feed.paused:
+                feed.frames_skipped += 1
+                feed.last_seq = slot.seq
+                feed.ring.release(slot)
+                return True
             try:
                 self.process(feed, slot)
                 if self.frame_hook is not None:

@@ -22,6 +22,7 @@ from edge.db.connection import connect
 from edge.db.events import EventStore
 from edge.events import EventSink
 from edge.pipeline.loop import Feed, InferenceLoop
+from edge.pipeline.pause import PauseSwitches
 from edge.pipeline.ring import FrameRing, FrameSlot
 from edge.pipeline.sources import CameraSource, SourceError, iso_utc, open_capture
 
@@ -77,6 +78,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._reload_requested = threading.Event()
+        self.switches = PauseSwitches(ctx.data_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,7 +109,8 @@ class Pipeline:
                              on_commit=self.loop.notify if self.loop is not None else None)
             source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics)
             if self.loop is not None:
-                self.loop.add_camera(source.name, ring, camera.get("det_max_side"))
+                feed = self.loop.add_camera(source.name, ring, camera.get("det_max_side"))
+                feed.paused = self.switches.paused(source.name)
             self.sources.append(source)
         if not self.sources:
             log.warning("no camera configured (settings key cameras): nothing to process")
@@ -204,6 +207,17 @@ class Pipeline:
         self._reload_requested.set()
         self.loop.request_maintenance()
 
+    def set_recognition(self, camera: str, enabled: bool) -> bool:
+        """Pause or resume recognition on ``camera`` (kept across restarts); returns the
+        state now (True: recognition runs). KeyError for a camera this pipeline does not run."""
+        if camera not in {source.name for source in self.sources}:
+            raise KeyError(camera)
+        self.switches.set(camera, enabled)
+        feed = self.loop.feed(camera) if self.loop is not None else None
+        if feed is not None:
+            feed.paused = not enabled
+        return not self.switches.paused(camera)
+
     # -- what the other parts read ---------------------------------------------------------
 
     def cameras_status(self) -> list[dict[str, Any]]:
@@ -217,6 +231,7 @@ class Pipeline:
             status["fps_processed"] = round(feed.processed_rate.rate(now), 2) if feed else 0.0
             status["fps_capture"] = round(source.capture_rate.rate(now), 2)
             status["detector_input"] = feed.detector_input if feed else None
+            status["recognition_paused"] = self.switches.paused(source.name)
             out.append(status)
         return out
 

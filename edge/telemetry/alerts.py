@@ -217,7 +217,8 @@ def signals_from_snapshot(snapshot: dict[str, Any]) -> list[Signal]:
         online = camera.get("online")
         if online is not None:
             signals.append(("camera_offline", name, 0.0 if online else 1.0))
-        signals.append(("low_fps", name, camera.get("fps_processed") if online else None))
+        paused = camera.get("recognition_paused")  # a paused camera processes nothing on purpose
+        signals.append(("low_fps", name, camera.get("fps_processed") if online and not paused else None))
     for stage, stats in snapshot.get("stages", {}).items():
         signals.append(("high_latency", stage, stats["p95_s"] if stats.get("window") else None))
     system = snapshot.get("system") or {}

@@ -198,6 +198,7 @@ class Telemetry:
                     round(rate, 2) if rate is not None else None)
             entry["last_frame_at"] = status.get("last_frame_at")
             entry["source_kind"] = status.get("source_kind")
+            entry["recognition_paused"] = bool(status.get("recognition_paused"))  # no low_fps alert then
             cameras.append(entry)
         self._prev_counters = {k: v for k, v in counters.items() if k[0] in CAMERA_COUNTERS}
         self._prev_t = now

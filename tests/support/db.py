@@ -42,3 +42,17 @@ def event_rows(db_path: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY id")]
     finally:
         conn.close()
+
+
+def event_uids(db_path: Path) -> dict[int, str]:
+    """Row id -> the event's published id (``event_uid``)."""
+    return {row["id"]: row["event_uid"] for row in event_rows(db_path)}
+
+
+def add_person(db_path: Path, name: str) -> None:
+    """An enrolled person without embeddings (enough for what MQTT discovery reads)."""
+    conn = connect(db_path)
+    try:
+        conn.execute("INSERT OR IGNORE INTO users (name) VALUES (?)", (name,))
+    finally:
+        conn.close()
