@@ -124,7 +124,8 @@ def test_fast_camera_does_not_starve_a_slow_one(write_settings, jpegs) -> None:
     # Round robin: the slow camera gets all its frames or at least its fair half of the
     # worker (how many the worker manages depends on this machine's load, not asserted).
     fair_share = min(delta("slow", "frames_captured"), (fast_done + slow_done) // 2)
-    assert slow_done >= fair_share - 1, (before, after)
+    # (less two: a frame captured but not yet processed at each end of the window)
+    assert slow_done >= fair_share - 2, (before, after)
     assert slow_done >= 3
 
 
