@@ -184,6 +184,9 @@ SCHEMA: dict[str, Any] = {
         "port": _f(INT, minimum=0),
         "public_read": _f(BOOL),
         "max_upload_mb": _f(NUM, minimum=1),
+        "secure_cookies": _f(BOOL),
+        "session_max_age_s": _f(NUM, minimum=60),
+        "session_idle_s": _f(NUM, minimum=60),
     },
 }
 
