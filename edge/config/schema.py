@@ -162,6 +162,7 @@ SCHEMA: dict[str, Any] = {
         "high_memory": ALERT_RULE,
         "high_temperature": ALERT_RULE,
         "low_disk": ALERT_RULE,
+        "disk_full": ALERT_RULE,
         "camera_offline": ALERT_RULE,
         "backup_failed": ALERT_RULE,
         "backup_overdue": ALERT_RULE,

@@ -69,13 +69,17 @@ class EventStore:
         self.close()
 
     def insert(self, event_type: str, object_label: str, confidence: float, camera_name: str,
-               snapshot_path: str | None, created_at: float, method: str = "face") -> int:
+               snapshot_path: str | None, created_at: float, method: str = "face", *,
+               published: bool = False) -> int:
+        """``published``: the event already went out over MQTT (from memory, while the disk was
+        full), so the outbox must not send it again."""
         with self._lock, transaction(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO events (event_type, object_label, confidence, snapshot_path, identification_method,"
-                " camera_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " camera_name, created_at, published_at) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " CASE WHEN ? THEN strftime('%Y-%m-%d %H:%M:%f', 'now') END)",
                 (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
-                 db_text(created_at)))
+                 db_text(created_at), 1 if published else 0))
             return inserted_id(cur)
 
     def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,

@@ -11,6 +11,8 @@ at a time, published at QoS 1 and marked published only when the PUBACK for that
 id arrives. Messages in flight at a disconnect stay in paho's queue and are re-sent on
 reconnect; after a restart the unpublished rows are read again from the lowest id. A
 consumer that dedupes by ``id`` therefore sees every event exactly once.
+
+A full disk: see :mod:`edge.mqtt.fullsafe` (events from memory, outbox writes retried).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from edge.db.outbox import EventOutbox
 from edge.mqtt import client as paho
 from edge.mqtt.actions import run_command
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
+from edge.mqtt.fullsafe import OutboxWrites, unstored_message
 from edge.mqtt.payloads import event_message, now_iso, recognition_message
 from edge.mqtt.states import RetainedStates
 
@@ -80,6 +83,7 @@ class MqttPublisher:
         # Worker-thread state.
         self._inflight: dict[int, tuple[int, float, dict[str, Any]]] = {}  # mid -> (row id, sent, event)
         self._cursor = 0
+        self._writes = OutboxWrites(self._outbox)
 
         # Read by status() from other threads.
         self._status_lock = threading.Lock()
@@ -96,7 +100,7 @@ class MqttPublisher:
     def start(self) -> None:
         bus = self.ctx.bus
         self._unsubscribe = [
-            bus.subscribe("event", lambda _payload: self._wake.set()),
+            bus.subscribe("event", self._on_event),
             bus.subscribe("camera", lambda payload: self._queue(lambda: self.states.camera_changed(payload))),
             bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
         ]
@@ -189,6 +193,12 @@ class MqttPublisher:
                 return
             self._queue(lambda: self._command(action, payload))
 
+    def _on_event(self, payload: dict[str, Any]) -> None:
+        if payload.get("stored") is False:  # the disk is full: from memory, now
+            self._queue(lambda: self._publish_unstored(payload))
+        else:
+            self._wake.set()
+
     # -- worker ----------------------------------------------------------------------
 
     def _queue(self, task: Callable[[], None]) -> None:
@@ -265,7 +275,7 @@ class MqttPublisher:
 
     def _scan(self) -> None:
         settings = self.ctx.settings
-        skipped = self._outbox.apply_bounds(settings["mqtt.outbox_max_age_s"], settings["mqtt.outbox_max_count"])
+        skipped = self._writes.apply_bounds(settings["mqtt.outbox_max_age_s"], settings["mqtt.outbox_max_count"])
         if skipped:
             log.warning("MQTT outbox bound: %d unpublished event(s) older than %g s or beyond the newest %d "
                         "left unpublished", skipped, settings["mqtt.outbox_max_age_s"],
@@ -313,9 +323,9 @@ class MqttPublisher:
                             reason_text(reason_code))
                 continue
             done.append(entry[2])
+        self._writes.mark_published([event["id"] for event in done])
         if not done:
             return
-        self._outbox.mark_published(event["id"] for event in done)
         with self._status_lock:
             self._published += len(done)
             if self._counts["unpublished"] is not None:
@@ -324,6 +334,14 @@ class MqttPublisher:
         for event in done:
             self._publish(self.topics.recognition, recognition_message(event), qos=1)
             self.states.person_seen(event)
+
+    def _publish_unstored(self, payload: dict[str, Any]) -> None:
+        event = unstored_message(payload)
+        self._publish(self.topics.events, event, qos=1)
+        self._publish(self.topics.recognition, recognition_message(event), qos=1)
+        self.states.person_seen(event)
+        with self._status_lock:
+            self._published += 1
 
     # -- retained states (on the worker; the outbox's in-flight window is ours) ---------
 

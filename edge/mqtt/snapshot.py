@@ -136,6 +136,7 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
         "temperature_c": _first(temperature, system.get("temperature_c")),
         "disk_free_mb": _first(disk_free_mb, system.get("disk_free_mb")),
         "last_backup": last_backup,
+        "disk_full": bool(ask(ctx.storage, lambda s: s.full, False, "storage.full")),
     }
 
 

@@ -170,8 +170,14 @@ def ensure_technician_password(data_dir: Path) -> str | None:
     password = pysecrets.token_urlsafe(12)
     secrets.register(password)
     record = hash_password(password)
-    _write_private(data_dir / FIRST_BOOT_PASSWORD_FILE, (password + "\n").encode())
-    _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
+    try:
+        _write_private(data_dir / FIRST_BOOT_PASSWORD_FILE, (password + "\n").encode())
+        _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
+    except OSError as exc:  # a full disk at first boot: no login until a password is set
+        (data_dir / FIRST_BOOT_PASSWORD_FILE).unlink(missing_ok=True)
+        log.error("cannot write the generated technician password to %s (%s); logins are refused until "
+                  "'facepro web set-password' succeeds", data_dir, exc.strerror or exc)
+        return None
     log.debug("generated the technician password at first boot; the installer reads it from %s",
              data_dir / FIRST_BOOT_PASSWORD_FILE)
     return password
@@ -188,7 +194,11 @@ def load_secret_key(data_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = pysecrets.token_hex(32).encode()
-    _write_private(path, key)
+    try:
+        _write_private(path, key)
+    except OSError as exc:  # a full or read-only disk must not stop the service from booting
+        log.error("cannot store the session secret key in %s (%s): sessions last until the service "
+                  "restarts", path, exc.strerror or exc)
     return key
 
 

@@ -87,6 +87,7 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
         "mqtt": (_section("mqtt", ctx.mqtt, lambda m: m.status())
                  if ctx.mqtt is not None or ctx.settings["mqtt.enabled"] else {"available": False, "off": True}),
         "backup": _section("backups", ctx.backups, lambda b: b.last_status()),
+        "storage": _section("storage", ctx.storage, lambda s: s.status()),
         "health": health(ctx),
     }
 
@@ -94,13 +95,19 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
 def health(ctx: ServiceContext) -> dict[str, Any]:
     """``{"status": "ok"}`` or ``{"status": "unhealthy", "reasons": [...]}``.
 
-    Healthy means: the database answers, the pipeline says it is healthy, and every
-    camera it runs is online.
+    Healthy means: the database answers, the data disk is not full, the pipeline says it is
+    healthy, and every camera it runs is online. A full disk adds the state ``disk_full``.
     """
     reasons: list[str] = []
     db_ok, db_detail = web_queries.probe(ctx.db_path)
     if not db_ok:
         reasons.append(db_detail)
+    disk = answer(ctx.storage, lambda s: s.status(), "status: storage")
+    disk_full = bool(disk.available and disk.value and disk.value.get("disk_full"))
+    if disk_full and disk.value is not None:
+        reasons.append(f"disk_full: the data disk is full since {disk.value.get('since')}; "
+                       f"{disk.value.get('events_pending')} event(s) held in memory, "
+                       f"{disk.value.get('events_lost')} lost")
     if ctx.pipeline is None:
         reasons.append("pipeline is not running")
     else:
@@ -121,7 +128,10 @@ def health(ctx: ServiceContext) -> dict[str, Any]:
                     if reason not in reasons:
                         reasons.append(reason)
     if reasons:
-        return {"status": "unhealthy", "reasons": masked(reasons)}
+        result: dict[str, Any] = {"status": "unhealthy", "reasons": masked(reasons)}
+        if disk_full:
+            result["disk_full"] = True
+        return result
     return {"status": "ok"}
 
 
