@@ -71,6 +71,15 @@ class MqttPart(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+class StoragePart(Protocol):
+    """Whether the data disk is full (``edge.telemetry.storage.DiskFullState``)."""
+
+    @property
+    def full(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class WebPart(Protocol):
     """The web server (``edge.web.server.WebServer``) while it listens."""
 
@@ -92,6 +101,7 @@ class ServiceContext:
     backups: BackupsPart | None = None
     mqtt: MqttPart | None = None
     web: WebPart | None = None
+    storage: StoragePart | None = None
 
     @property
     def data_dir(self) -> Path:

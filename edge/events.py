@@ -14,6 +14,12 @@ than ``events.retention_days`` (0 keeps them forever) are deleted, and while the
 under the data directory is below ``events.min_free_mb`` the oldest snapshots are deleted
 first (their rows stay, with ``snapshot_path`` NULL); with no snapshot left to prune, new
 events are recorded without one.
+
+A full disk (a write fails with ENOSPC, SQLite's "database or disk is full") sets the shared
+:class:`edge.telemetry.storage.DiskFullState`. Events then still go on the bus with
+``id`` None and ``stored`` False (the MQTT publisher sends those from memory), and are
+held in memory by that state (bounded: the oldest are counted as lost beyond it); once space
+returns they are written, in order, before the next one.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +39,7 @@ import cv2
 import numpy as np
 
 from edge.db.events import EventStore
+from edge.telemetry.storage import DiskFullState
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,7 @@ PRUNE_MARGIN = 1.2  # pruning for space frees up to 1.2x events.min_free_mb
 
 @dataclass
 class Event:
-    id: int
+    id: int | None  # None: not stored yet (the disk is full), held in memory
     type: str
     person: str | None
     confidence: float
@@ -176,7 +184,8 @@ class EventSink:
 
     def __init__(self, store: EventStore, data_dir: Path, *, bus: Any = None, metrics: Any = None,
                  match_threshold: float = 0.40, cooldown_s: float = 10.0, snapshot_quality: int = 85,
-                 retention_days: float = 90, min_free_mb: float = 512) -> None:
+                 retention_days: float = 90, min_free_mb: float = 512, storage: DiskFullState | None = None,
+                 publish_unstored: bool = False) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
         self.bus = bus
@@ -189,10 +198,15 @@ class EventSink:
         self._space_checked_at = 0.0
         self._snapshots_off = False
         self.counts: dict[str, int] = {}
+        self.storage = storage if storage is not None else DiskFullState(self.data_dir, bus=bus)
+        # True when MQTT sends unstored events from memory: written late, they count as published.
+        self.publish_unstored = bool(publish_unstored)
 
     @classmethod
-    def from_settings(cls, settings: Any, store: EventStore, bus: Any = None, metrics: Any = None) -> EventSink:
-        return cls(store, settings.data_dir, bus=bus, metrics=metrics,
+    def from_settings(cls, settings: Any, store: EventStore, bus: Any = None, metrics: Any = None,
+                      storage: DiskFullState | None = None) -> EventSink:
+        return cls(store, settings.data_dir, bus=bus, metrics=metrics, storage=storage,
+                   publish_unstored=bool(settings["mqtt.enabled"]),
                    match_threshold=settings["recognition.match_threshold"],
                    cooldown_s=settings["recognition.cooldown_s"],
                    snapshot_quality=settings["events.snapshot_quality"],
@@ -236,12 +250,15 @@ class EventSink:
         label = person if person is not None else UNKNOWN_LABEL
         t0 = time.perf_counter()
         snapshot = self._write_snapshot(frame, camera, label, event_type, when)
-        event_id = self.store.insert(event_type, label, confidence, camera, snapshot, when,
-                                     detector_score=detector_score)
+        uid = str(uuid.uuid4())
+        event_id = self._insert((event_type, label, confidence, camera, snapshot, when, "face", detector_score, uid))
         t1 = time.perf_counter()
         event = Event(event_id, event_type, person, confidence, camera, when, snapshot)
         if self.bus is not None:
-            self.bus.publish("event", event.payload())
+            payload = event.payload()
+            if event_id is None:  # held in memory: MQTT sends it as it is, with its lasting id
+                payload.update(stored=False, uid=uid, detector_score=detector_score)
+            self.bus.publish("event", payload)
         t2 = time.perf_counter()
         if self.metrics is not None:
             self.metrics.observe("persist", t1 - t0, camera)
@@ -249,10 +266,38 @@ class EventSink:
             self.metrics.incr("events", 1, camera)
         self.counts[label] = self.counts.get(label, 0) + 1
         if person is not None:
-            log.info("recognized %s on camera %s (similarity %.2f) event %d", person, camera, confidence, event_id)
+            log.info("recognized %s on camera %s (similarity %.2f) event %s", person, camera, confidence,
+                     event_id or "held in memory")
         else:
-            log.info("unknown face on camera %s (detector score %.2f) event %d", camera, confidence, event_id)
+            log.info("unknown face on camera %s (detector score %.2f) event %s", camera, confidence,
+                     event_id or "held in memory")
         return event
+
+    # -- a full disk: the event is held in memory (by the storage state) until space returns --
+
+    def _insert(self, row: tuple[Any, ...]) -> int | None:
+        """The new row's id; None when the disk is full and the event is held in memory."""
+        storage = self.storage
+        if storage.full and not storage.retry_due():
+            storage.hold(row)
+            return None
+        try:
+            storage.flush(self._write_late)
+            event_id = self.store.insert(*row)
+        except Exception as exc:
+            if not storage.report(exc, "event row"):
+                raise
+            storage.hold(row)
+            return None
+        storage.recovered()
+        return event_id
+
+    def _write_late(self, row: Any) -> None:
+        self.store.insert(*row, published=self.publish_unstored)
+
+    def retry_pending(self) -> None:
+        """Write the held events once space returns, even when no new event comes (housekeeping)."""
+        self.storage.retry(self._write_late, "held event rows")
 
     def _write_snapshot(self, frame: np.ndarray, camera: str, label: str, event_type: str, when: float) -> str | None:
         if not self._space_ok(when):
@@ -281,19 +326,27 @@ class EventSink:
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            log.warning("camera %s: snapshot %s not written: %s", camera, path, exc)
+            if not self.storage.report(exc, "snapshot"):  # a full disk is logged once, by the state
+                log.warning("camera %s: snapshot %s not written: %s", camera, path, exc)
             return None
         return relative
 
     def _space_ok(self, when: float) -> bool:
         """Checked at most every 5 s: prune the oldest snapshots if the disk is low."""
+        if self.storage.full:
+            return False
         if when - self._space_checked_at < 5.0 and not self._snapshots_off:
             return True
         if when - self._space_checked_at < 5.0:
             return False
         self._space_checked_at = when
         if self.retention.disk_low():
-            self.retention.ensure_space()
+            try:
+                self.retention.ensure_space()
+            except Exception as exc:  # pruning writes to the database too
+                if not self.storage.report(exc, "snapshot pruning"):
+                    raise
+                return False
             if self.retention.disk_low():
                 if not self._snapshots_off:
                     log.warning("disk under %s below %.0f MB even after pruning: events are recorded "

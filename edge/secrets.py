@@ -7,6 +7,7 @@ replaces any registered value with ``***``. Other modules that obtain secrets at
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -33,3 +34,19 @@ def clear() -> None:
     """Forget every registered value (tests)."""
     with _lock:
         _values.clear()
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every registered secret masked in each string it holds (dicts, lists).
+
+    For values the device itself produced (a part's status, an error it caught): masking is
+    applied to those fields where they are built, never to a whole answer that also echoes
+    what a client sent, or the answer would tell the client whether its guess was a secret.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [masked(item) for item in value]
+    return value

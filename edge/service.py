@@ -40,8 +40,11 @@ def build_components(ctx: ServiceContext) -> list[Component]:
     from edge.backup.scheduler import BackupScheduler
     from edge.pipeline.service import Pipeline
     from edge.telemetry.component import Telemetry
+    from edge.telemetry.storage import DiskFullState
 
     components: list[Component] = []
+    storage = DiskFullState(ctx.data_dir, bus=ctx.bus)  # the event writer reports, the others read
+    ctx.storage = storage
     pipeline = Pipeline(ctx)  # first: the others read ctx.pipeline
     ctx.pipeline = pipeline
     components.append(pipeline)

@@ -130,7 +130,7 @@ def test_transitions_are_logged_published_and_recorded(tmp_path: Path, caplog: p
 def test_shipped_defaults_cover_every_rule() -> None:
     manager = AlertManager(DEFAULT_ALERTS)
     assert set(manager.rules) == {"low_fps", "high_latency", "high_memory", "high_temperature", "low_disk",
-                                  "camera_offline", "backup_failed", "backup_overdue", "mqtt_disconnected"}
+                                  "camera_offline", "backup_failed", "backup_overdue", "mqtt_disconnected", "disk_full"}
 
 
 def test_backup_figures_failed_and_overdue() -> None:

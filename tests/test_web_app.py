@@ -59,11 +59,13 @@ class StandInPipeline:
 
 
 def make_web(tmp_path: Path, write_settings: Any, data_dir: Path, *, public_read: bool = False,
-             parts: bool = True, max_upload_mb: float = 2) -> SimpleNamespace:
+             parts: bool = True, max_upload_mb: float = 2, web: dict[str, Any] | None = None,
+             clock: Any = None) -> SimpleNamespace:
     archives = tmp_path / "archives"
     path = write_settings({
         "device": {"id": "test-device", "name": "Front door unit"},
-        "web": {"host": "127.0.0.1", "port": 0, "public_read": public_read, "max_upload_mb": max_upload_mb},
+        "web": {"host": "127.0.0.1", "port": 0, "public_read": public_read, "max_upload_mb": max_upload_mb,
+                **(web or {})},
         "mqtt": {"enabled": False, "password": MQTT_SECRET, "username": "hub"},
         "backup": {"schedule": None, "targets": [{"name": "local", "type": "local", "path": str(archives)}],
                    "encrypt": {"enabled": False, "passphrase": BACKUP_SECRET, "key_file": None}},
@@ -84,7 +86,7 @@ def make_web(tmp_path: Path, write_settings: Any, data_dir: Path, *, public_read
             telemetry.sample()
         ctx.backups = BackupManager(settings, ctx.device_id, bus=ctx.bus)
     auth.set_password(data_dir, PASSWORD)
-    app = create_app(ctx)
+    app = create_app(ctx, clock=clock) if clock is not None else create_app(ctx)
     return SimpleNamespace(ctx=ctx, app=app, client=app.test_client(), archives=archives)
 
 
@@ -561,7 +563,7 @@ def test_cli_set_password(write_settings: Any, data_dir: Path) -> None:
     auth.ensure_technician_password(data_dir)
     run = subprocess.run(FACEPRO + ["--config", str(settings), "web", "set-password"], input="short\n",
                          capture_output=True, text=True, env=subprocess_env(), timeout=60)
-    assert run.returncode == 2 and "shorter than 8 characters" in run.stderr
+    assert run.returncode == 2 and "shorter than 10 characters" in run.stderr
     run = subprocess.run(FACEPRO + ["--config", str(settings), "web", "set-password", "--stdin"],
                          input="a much better password\n", capture_output=True, text=True,
                          env=subprocess_env(), timeout=60)

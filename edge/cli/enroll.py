@@ -25,11 +25,13 @@ def _open_db(args: argparse.Namespace) -> sqlite3.Connection:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     # cv2 and onnxruntime load only for the commands that need them.
-    from edge.pipeline.enroll import analyse_image, save_samples, validate_name
+    from edge.pipeline.enroll import analyse_image, check_image_file, save_samples, validate_name
     from edge.pipeline.pack import load_model_pack_from_settings
 
     settings = get_settings(args)
     validate_name(args.name)
+    for image in args.images:  # a missing file or an image bomb is refused before the models load
+        check_image_file(image)
     pack = load_model_pack_from_settings(settings)
     threshold = settings["recognition.det_threshold"]
     # Every image is checked before the database is opened or anything written.

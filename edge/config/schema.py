@@ -168,6 +168,7 @@ SCHEMA: dict[str, Any] = {
         "high_memory": ALERT_RULE,
         "high_temperature": ALERT_RULE,
         "low_disk": ALERT_RULE,
+        "disk_full": ALERT_RULE,
         "camera_offline": ALERT_RULE,
         "backup_failed": ALERT_RULE,
         "backup_overdue": ALERT_RULE,
@@ -191,6 +192,9 @@ SCHEMA: dict[str, Any] = {
         "public_read": _f(BOOL),
         "max_upload_mb": _f(NUM, minimum=1),
         "public_url": _f(STR, nullable=True),
+        "secure_cookies": _f(BOOL),
+        "session_max_age_s": _f(NUM, minimum=60),
+        "session_idle_s": _f(NUM, minimum=60),
     },
 }
 

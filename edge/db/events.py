@@ -75,15 +75,19 @@ class EventStore:
 
     def insert(self, event_type: str, object_label: str, confidence: float, camera_name: str,
                snapshot_path: str | None, created_at: float, method: str = "face",
-               detector_score: float | None = None, uid: str | None = None) -> int:
-        """One row; ``uid`` (default a new UUID v4) is the id the event is known by outside."""
+               detector_score: float | None = None, uid: str | None = None, *,
+               published: bool = False) -> int:
+        """One row; ``uid`` (default a new UUID v4) is the id the event is known by outside.
+        ``published``: the event already went out over MQTT (from memory, while the disk was
+        full), so the outbox must not send it again."""
         with self._lock, transaction(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO events (event_type, object_label, confidence, snapshot_path, identification_method,"
-                " camera_name, created_at, detector_score, event_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " camera_name, created_at, detector_score, event_uid, published_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN strftime('%Y-%m-%d %H:%M:%f', 'now') END)",
                 (event_type, object_label, float(confidence), snapshot_path, method, camera_name,
                  db_text(created_at), None if detector_score is None else float(detector_score),
-                 uid or str(uuid.uuid4())))
+                 uid or str(uuid.uuid4()), 1 if published else 0))
             return inserted_id(cur)
 
     def list(self, limit: int = 50, camera: str | None = None, person: str | None = None,

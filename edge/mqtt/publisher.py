@@ -11,6 +11,8 @@ at a time, published at QoS 1 and marked published only when the PUBACK for that
 id arrives. Messages in flight at a disconnect stay in paho's queue and are re-sent on
 reconnect; after a restart the unpublished rows are read again from the lowest id. A
 consumer that dedupes by ``id`` therefore sees every event exactly once.
+
+A full disk: see :mod:`edge.mqtt.fullsafe` (events from memory, outbox writes retried).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from edge.db.outbox import EventOutbox
 from edge.mqtt import client as paho
 from edge.mqtt.client import broker_label, client_id_for, is_failure, make_client, reason_text, topics_for
 from edge.mqtt.commands import CommandDesk
+from edge.mqtt.fullsafe import OutboxWrites, unstored_message
+from edge.mqtt.inbound import Debounce, classify
 from edge.mqtt.payloads import delivery_fields, event_message, now_iso, recognition_message
 from edge.mqtt.states import RetainedStates
 
@@ -36,8 +40,6 @@ log = logging.getLogger(__name__)
 SCAN_INTERVAL_S = 5.0       # periodic outbox scan (bus "event" wakes it sooner) and bound check
 STALE_INFLIGHT_S = 120.0    # an unacknowledged message this old while connected: re-read the outbox
 STOP_FLUSH_S = 3.0          # on a clean stop, wait this long for the "offline" PUBACK
-HA_ONLINE_DEBOUNCE_S = 2.0  # "homeassistant/status online" bursts: one re-publication
-HA_ONLINE_MIN_GAP_S = 10.0  # ... and at most one per this long
 
 
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
@@ -84,9 +86,8 @@ class MqttPublisher:
         self._inflight: dict[int, tuple[int, float, dict[str, Any], str | None]] = {}
         self._cursor = 0
         self.fresh_s = float(settings.get("mqtt.event_freshness_s", 30))
-        self._ha_online_at: float | None = None  # debounced re-publication due (monotonic)
-        self._ha_republished_at = -HA_ONLINE_MIN_GAP_S
-        self.republications = 0
+        self._republish_debounce = Debounce()
+        self._writes = OutboxWrites(self._outbox)
 
         # Read by status() from other threads.
         self._status_lock = threading.Lock()
@@ -104,7 +105,7 @@ class MqttPublisher:
     def start(self) -> None:
         bus = self.ctx.bus
         self._unsubscribe = [
-            bus.subscribe("event", lambda _payload: self._wake.set()),
+            bus.subscribe("event", self._on_event),
             bus.subscribe("camera", lambda payload: self._queue(lambda: self.states.camera_changed(payload))),
             bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
             bus.subscribe("enroll", lambda _payload: self._queue(self._sync_people)),
@@ -187,33 +188,26 @@ class MqttPublisher:
         self._wake.set()
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        topic = message.topic
         payload = bytes(message.payload or b"")
-        if topic == self.topics.ha_status:
-            if payload.strip().lower() == b"online":
-                self._queue(self._ha_online)
-            return
-        root = self.topics.root
-        if topic.startswith(root + "/person/"):
-            if message.retain:
-                self._queue(lambda: self.states.people.retained_state(payload))
-            return
-        if topic.startswith(root + "/camera/") and topic.endswith("/recognition") and message.retain and payload:
-            level = topic[len(root + "/camera/"):-len("/recognition")]
+        retained = bool(message.retain)
+        inbound = classify(self.topics, message.topic, payload, retained)
+        if inbound.kind == "ha_online":
+            self._queue(self._republish_debounce.request)
+        elif inbound.kind == "person_state":
+            self._queue(lambda: self.states.people.retained_state(payload))
+        elif inbound.kind == "switch_state":
             configured = [str(c.get("name")) for c in self.ctx.settings.get("cameras", []) or []]
-            self._queue(lambda: self.states.cameras.retained_switch(level, configured))
-            return
-        if topic.startswith(root + "/camera/") and topic.endswith("/recognition/set"):
-            level = topic[len(root + "/camera/"):-len("/recognition/set")]
-            self._queue(lambda: self.desk.switch(level, payload, bool(message.retain)))
-            return
-        prefix = root + "/command/"
-        if topic.startswith(prefix):
-            action = topic[len(prefix):]
-            if action in ("result", "event") or "/" in action:
-                return
-            retained = bool(message.retain)
-            self._queue(lambda: self.desk.command(action, payload, retained))
+            self._queue(lambda: self.states.cameras.retained_switch(inbound.name, configured))
+        elif inbound.kind == "switch_set":
+            self._queue(lambda: self.desk.switch(inbound.name, payload, retained))
+        elif inbound.kind == "command":
+            self._queue(lambda: self.desk.command(inbound.name, payload, retained))
+
+    def _on_event(self, payload: dict[str, Any]) -> None:
+        if payload.get("stored") is False:  # the disk is full: from memory, now
+            self._queue(lambda: self._publish_unstored(payload))
+        else:
+            self._wake.set()
 
     # -- worker ----------------------------------------------------------------------
 
@@ -226,7 +220,7 @@ class MqttPublisher:
         next_telemetry = time.monotonic() + self.telemetry_interval_s
         while True:
             now = time.monotonic()
-            due = min(next_scan, next_telemetry, self._ha_online_at or next_scan)
+            due = min(next_scan, next_telemetry, self._republish_debounce.due_at or next_scan)
             self._wake.wait(max(0.0, due - now))
             self._wake.clear()
             if self._stopping.is_set():
@@ -238,9 +232,7 @@ class MqttPublisher:
                 if now >= next_scan:
                     self._scan()
                     next_scan = now + SCAN_INTERVAL_S
-                if self._ha_online_at is not None and now >= self._ha_online_at:
-                    self._ha_online_at = None
-                    self._ha_republished_at = now
+                if self._republish_debounce.take(now):
                     log.info("Home Assistant came online: re-publishing discovery and states")
                     self._republish_all()
                 if self._connected.is_set():
@@ -300,7 +292,7 @@ class MqttPublisher:
 
     def _scan(self) -> None:
         settings = self.ctx.settings
-        skipped = self._outbox.apply_bounds(settings["mqtt.outbox_max_age_s"], settings["mqtt.outbox_max_count"])
+        skipped = self._writes.apply_bounds(settings["mqtt.outbox_max_age_s"], settings["mqtt.outbox_max_count"])
         if skipped:
             log.warning("MQTT outbox bound: %d unpublished event(s) older than %g s or beyond the newest %d "
                         "left unpublished", skipped, settings["mqtt.outbox_max_age_s"],
@@ -350,9 +342,9 @@ class MqttPublisher:
                             reason_text(reason_code))
                 continue
             done.append((entry[0], entry[2], entry[3]))
+        self._writes.mark_published([row_id for row_id, _event, _path in done])
         if not done:
             return
-        self._outbox.mark_published(row_id for row_id, _event, _path in done)
         with self._status_lock:
             self._published += len(done)
             if self._counts["unpublished"] is not None:
@@ -362,11 +354,23 @@ class MqttPublisher:
             if not event["delayed"]:
                 # Only fresh events fire the event entity and the device triggers: an event
                 # that arrives late (a broker outage, a restart) must not notify again.
-                self._publish(self.topics.recognition, recognition_message(event), qos=1)
-                person = event.get("person")
-                self._publish(self.topics.trigger("recognised", person) if person else self.topics.trigger("unknown"),
-                              event, qos=1)
+                self._fire(event)
             self.states.event_acked(event, snapshot_path)
+
+    def _fire(self, event: dict[str, Any]) -> None:
+        self._publish(self.topics.recognition, recognition_message(event), qos=1)
+        person = event.get("person")
+        self._publish(self.topics.trigger("recognised", person) if person else self.topics.trigger("unknown"),
+                      event, qos=1)
+
+    def _publish_unstored(self, payload: dict[str, Any]) -> None:
+        event = delivery_fields(unstored_message(payload), self.fresh_s)
+        self._publish(self.topics.events, event, qos=1)
+        if not event["delayed"]:
+            self._fire(event)
+        self.states.event_acked(event, None)
+        with self._status_lock:
+            self._published += 1
 
     # -- retained states (on the worker; the outbox's in-flight window is ours) ---------
 
@@ -384,13 +388,6 @@ class MqttPublisher:
                     "skipped_since_start": self._skipped_now, "published_since_start": self._published}
 
     # -- commands --------------------------------------------------------------------
-
-    def _ha_online(self) -> None:
-        """Debounce: a burst of "online" messages gives one re-publication, and at most one
-        per HA_ONLINE_MIN_GAP_S."""
-        if self._ha_online_at is None:
-            self._ha_online_at = max(time.monotonic() + HA_ONLINE_DEBOUNCE_S,
-                                     self._ha_republished_at + HA_ONLINE_MIN_GAP_S)
 
     def _sync_people(self) -> None:
         if self._connected.is_set():

@@ -142,6 +142,7 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
         "disk_free_mb": disk_mb,
         "disk_free_gb": None if disk_mb is None else round(disk_mb / 1000, 2),
         "last_backup": last_backup,
+        "disk_full": bool(ask(ctx.storage, lambda s: s.full, False, "storage.full")),
     }
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from edge.db import faces
 from edge.errors import BadInput
 from edge.files import fsync_dir
+from edge.pipeline.image_limits import ImageRefused, check_image_header
 from edge.pipeline.pack import ModelPack
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 FACES_DIRNAME = "faces"
 CROP_EXT = ".png"  # lossless: the stored crop reproduces the stored embedding
 MAX_NAME_LENGTH = 64
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 
 class EnrollError(BadInput):
@@ -63,11 +65,29 @@ def validate_name(name: str) -> str:
     return clean
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def check_image_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an enrolment photo whose header shows a size the device can take
+    (EnrollError naming the file otherwise); nothing is decoded here."""
     image_path = Path(path)
     if not image_path.is_file():
         raise EnrollError(f"{image_path}: no such image file")
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    size = image_path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise EnrollError(f"{image_path}: {size / 1e6:.0f} MB, larger than the {MAX_IMAGE_BYTES / 1e6:.0f} MB "
+                          "an enrolment photo may be")
+    data = image_path.read_bytes()
+    try:
+        check_image_header(data, str(image_path))
+    except ImageRefused as exc:
+        raise EnrollError(str(exc) if exc.too_large else f"{image_path}: cannot read the image ({exc.reason})") from None
+    return data
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an enrolment photo, after its header showed a size the device can take."""
+    image_path = Path(path)
+    data = check_image_file(image_path)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise EnrollError(f"{image_path}: cannot read the image (not a supported image file)")
     return image

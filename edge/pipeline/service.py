@@ -25,6 +25,7 @@ from edge.pipeline.loop import Feed, InferenceLoop
 from edge.pipeline.pause import PauseSwitches
 from edge.pipeline.ring import FrameRing, FrameSlot
 from edge.pipeline.sources import CameraSource, SourceError, iso_utc, open_capture
+from edge.telemetry.storage import DiskFullState
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,10 @@ class Pipeline:
         settings = self.settings
         ctx = self.ctx
         self.store = EventStore(settings.db_path, busy_timeout_ms=settings["database.busy_timeout_ms"])
-        self.sink = EventSink.from_settings(settings, self.store, bus=ctx.bus, metrics=ctx.metrics)
+        storage = ctx.storage if isinstance(ctx.storage, DiskFullState) else None
+        self.sink = EventSink.from_settings(settings, self.store, bus=ctx.bus, metrics=ctx.metrics, storage=storage)
+        if ctx.storage is None:
+            ctx.storage = self.sink.storage
         try:
             self.pack = load_pack(settings)
         except Exception as exc:  # ModelPackError names the directory and file
@@ -150,6 +154,11 @@ class Pipeline:
             now = time.monotonic()
             for source in self.sources:
                 source.check_stall(now)
+            if self.sink is not None:
+                try:
+                    self.sink.retry_pending()
+                except Exception:
+                    log.exception("writing the events held while the disk was full failed")
             if now >= next_retention and self.sink is not None:
                 next_retention = now + RETENTION_INTERVAL_S
                 try:

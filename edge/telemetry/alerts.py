@@ -41,6 +41,7 @@ RULES: dict[str, RuleKind] = {
     "high_memory": RuleKind("above", "%", "memory use {value:.1f} %, above {threshold:g} %"),
     "high_temperature": RuleKind("above", "C", "sensor {subject}: {value:.1f} C, above {threshold:g} C"),
     "low_disk": RuleKind("below", "MB", "disk {subject}: {value:.0f} MB free, below {threshold:g} MB"),
+    "disk_full": RuleKind("above", "", "the {subject} disk is full: writes fail, events are held in memory"),
     "camera_offline": RuleKind("above", "", "camera {subject} is offline"),
     "backup_failed": RuleKind("above", "", "the last backup failed"),
     "backup_overdue": RuleKind("above", "s", "no successful backup for {value:.0f} s (limit {threshold:g} s)"),
@@ -234,6 +235,9 @@ def signals_from_snapshot(snapshot: dict[str, Any]) -> list[Signal]:
     for disk in snapshot.get("disks", []):
         free = disk.get("free_bytes")
         signals.append(("low_disk", disk["name"], free / 1048576 if free is not None else None))
+    storage = snapshot.get("storage")
+    if isinstance(storage, dict) and "disk_full" in storage:
+        signals.append(("disk_full", "data", 1.0 if storage["disk_full"] else 0.0))
     mqtt = snapshot.get("mqtt")
     if isinstance(mqtt, dict) and "connected" in mqtt:
         signals.append(("mqtt_disconnected", "", 0.0 if mqtt["connected"] else 1.0))

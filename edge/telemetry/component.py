@@ -146,6 +146,7 @@ class Telemetry:
             snap["process"] = self._section("process", errors, self.system.process_figures, {})
             snap["system"] = self._section("system", errors, self.system.system_figures, {})
             snap["disks"] = self._section("disks", errors, self._disks, [])
+            snap["storage"] = self._section("storage", errors, self._storage, None)
             snap["gpu"] = self._section("gpu", errors, self.gpu.read,
                                         {"available": False, "source": None, "reason": "GPU probe failed"})
             snap["models"] = self._section("models", errors, self._models, {"available": False})
@@ -217,6 +218,9 @@ class Telemetry:
             if target.get("enabled", True) and target.get("type") in PERSIST_LOCAL_TYPES:
                 paths.append((f"backup:{target['name']}", target["type"], target.get("path")))
         return disk_figures(paths)
+
+    def _storage(self) -> dict[str, Any] | None:
+        return self.ctx.storage.status() if self.ctx.storage is not None else None
 
     def _models(self) -> dict[str, Any]:
         pipeline = self.ctx.pipeline

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from edge.context import ServiceContext
+from edge.db.web_sessions import SessionStore, sessions_file
 from edge.web import auth, security
 from edge.web.security import wants_json
 from edge.web.status import TTLCache
@@ -58,10 +60,12 @@ def _fmt_duration(seconds: Any) -> str:
 
 
 def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | None = None,
-               status_cache_s: float = 1.0) -> Flask:
+               account_limiter: auth.LoginRateLimiter | None = None, status_cache_s: float = 1.0,
+               clock: Any = None) -> Flask:
     """The app for ``ctx``; reads ``web.*`` settings, keeps its key and password in the data dir.
 
-    The status and chart answers are computed at most once per ``status_cache_s``."""
+    The status and chart answers are computed at most once per ``status_cache_s``; ``clock``
+    (tests) replaces ``time.time`` for the session lifetimes."""
     app = Flask("edge.web", root_path=str(HERE), template_folder="templates", static_folder="static")
     settings = ctx.settings
     app.config.update(
@@ -69,7 +73,9 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
         SESSION_COOKIE_NAME="facepro_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # web.secure_cookies: behind a TLS proxy the cookie must never travel in clear text.
+        SESSION_COOKIE_SECURE=bool(settings["web.secure_cookies"]),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=float(settings["web.session_max_age_s"])),
         MAX_CONTENT_LENGTH=int(settings["web.max_upload_mb"] * 1024 * 1024),
         PUBLIC_READ=bool(settings["web.public_read"]),
         DATA_DIR=ctx.data_dir,
@@ -77,6 +83,11 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["facepro_login_limiter"] = login_limiter or auth.LoginRateLimiter(limit=5, window_s=60)
+    # Guesses spread over many addresses meet this one: 10 per 5 minutes for the account.
+    app.extensions["facepro_account_limiter"] = account_limiter or auth.LoginRateLimiter(limit=10, window_s=300)
+    app.extensions["facepro_sessions"] = SessionStore(
+        sessions_file(ctx.data_dir), max_age_s=settings["web.session_max_age_s"],
+        idle_s=settings["web.session_idle_s"], clock=clock or time.time)
     app.extensions["facepro_status_cache"] = TTLCache(status_cache_s)
     app.jinja_env.filters["bytes"] = _fmt_bytes
     app.jinja_env.filters["duration"] = _fmt_duration

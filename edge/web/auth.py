@@ -6,6 +6,11 @@ written once to ``<data_dir>/technician-password.txt`` (mode 0600) for the insta
 read and hand over; the service never logs or shows it. The Flask secret key that signs
 session cookies is generated per device into ``<data_dir>/web-secret-key`` (mode 0600).
 
+A new password must be at least ``MIN_PASSWORD_LENGTH`` characters and score at least
+``MIN_PASSWORD_SCORE`` (of 4) with zxcvbn, which checks it against dictionaries of common
+passwords, words, names and keyboard patterns: "Password123!" has length and all character
+classes and is still refused.
+
 Nothing here imports Flask, so the CLI can set a password without loading the web app.
 """
 from __future__ import annotations
@@ -30,7 +35,10 @@ log = logging.getLogger(__name__)
 PASSWORD_FILE = "web-password.json"
 FIRST_BOOT_PASSWORD_FILE = "technician-password.txt"
 SECRET_KEY_FILE = "web-secret-key"
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offline attacks"
+# Words a guesser tries first on this device; zxcvbn penalises passwords built from them.
+DEVICE_WORDS = ("facepro", "edge", "technician", "admin", "jetson", "camera")
 
 # scrypt with n=2**14, r=8 needs 16 MiB and ~50 ms on a small ARM core: slow enough to make
 # guessing expensive, cheap enough for a login form.
@@ -102,12 +110,29 @@ def load_password_record(data_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def set_password(data_dir: Path, password: str) -> None:
-    """Store ``password`` as a salted scrypt hash (replacing any earlier one)."""
+def check_strength(password: str, context: tuple[str, ...] = ()) -> None:
+    """Refuse a password that is empty, short, or guessable from dictionaries (PasswordError)."""
     if not password or not password.strip():
         raise PasswordError("the password is empty")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise PasswordError(f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's matching is quadratic in the length; what lies past 100 characters adds nothing.
+    result = zxcvbn(password[:100], user_inputs=list(DEVICE_WORDS + context))
+    if int(result["score"]) < MIN_PASSWORD_SCORE:
+        feedback = result.get("feedback") or {}
+        why = feedback.get("warning") or "it is built from common words or patterns"
+        hint = " ".join(feedback.get("suggestions") or [])
+        raise PasswordError(f"the password is too easy to guess ({why.rstrip('.')})"
+                            + (f"; {hint}" if hint else "") + " - use a longer passphrase of unrelated words")
+
+
+def set_password(data_dir: Path, password: str, context: tuple[str, ...] = ()) -> None:
+    """Store ``password`` as a salted scrypt hash (replacing any earlier one).
+
+    ``context``: words about this device (its name, id) the password must not lean on."""
+    check_strength(password, context)
     secrets.register(password)
     record = hash_password(password)
     _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
@@ -145,8 +170,14 @@ def ensure_technician_password(data_dir: Path) -> str | None:
     password = pysecrets.token_urlsafe(12)
     secrets.register(password)
     record = hash_password(password)
-    _write_private(data_dir / FIRST_BOOT_PASSWORD_FILE, (password + "\n").encode())
-    _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
+    try:
+        _write_private(data_dir / FIRST_BOOT_PASSWORD_FILE, (password + "\n").encode())
+        _write_private(password_file(data_dir), (json.dumps(record, indent=2) + "\n").encode())
+    except OSError as exc:  # a full disk at first boot: no login until a password is set
+        (data_dir / FIRST_BOOT_PASSWORD_FILE).unlink(missing_ok=True)
+        log.error("cannot write the generated technician password to %s (%s); logins are refused until "
+                  "'facepro web set-password' succeeds", data_dir, exc.strerror or exc)
+        return None
     log.debug("generated the technician password at first boot; the installer reads it from %s",
              data_dir / FIRST_BOOT_PASSWORD_FILE)
     return password
@@ -163,16 +194,23 @@ def load_secret_key(data_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = pysecrets.token_hex(32).encode()
-    _write_private(path, key)
+    try:
+        _write_private(path, key)
+    except OSError as exc:  # a full or read-only disk must not stop the service from booting
+        log.error("cannot store the session secret key in %s (%s): sessions last until the service "
+                  "restarts", path, exc.strerror or exc)
     return key
 
 
 class LoginRateLimiter:
-    """At most ``limit`` login attempts per ``window_s`` seconds per client address."""
+    """At most ``limit`` login attempts per ``window_s`` seconds per key (a client address,
+    or the account itself: the web app keeps one of each, so guesses spread over many
+    addresses still meet the account's limit)."""
 
-    def __init__(self, limit: int = 5, window_s: float = 60.0) -> None:
+    def __init__(self, limit: int = 5, window_s: float = 60.0, max_keys: int = 10000) -> None:
         self.limit = limit
         self.window_s = window_s
+        self.max_keys = max_keys
         self._lock = threading.Lock()
         self._attempts: dict[str, deque[float]] = defaultdict(deque)
 
@@ -186,10 +224,23 @@ class LoginRateLimiter:
             if len(attempts) >= self.limit:
                 return False
             attempts.append(now)
-            if len(self._attempts) > 10000:  # forget idle clients so the table stays small
-                for key in [k for k, v in self._attempts.items() if not v]:
-                    del self._attempts[key]
+            if len(self._attempts) > self.max_keys:
+                self._shrink(now)
             return True
+
+    def _shrink(self, now: float) -> None:
+        """Under ``_lock``: forget keys whose attempts all left the window, then (a flood of
+        fresh addresses) the keys whose last attempt is oldest, down to ``max_keys``."""
+        for key in [k for k, v in self._attempts.items() if not v or v[-1] <= now - self.window_s]:
+            del self._attempts[key]
+        if len(self._attempts) > self.max_keys:
+            by_age = sorted(self._attempts, key=lambda k: self._attempts[k][-1])
+            for key in by_age[:len(self._attempts) - self.max_keys]:
+                del self._attempts[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._attempts)
 
     def forget(self, client: str) -> None:
         """A successful login clears the client's attempts: only failures should lock it out."""

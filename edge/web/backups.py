@@ -15,6 +15,7 @@ from edge.backup.archive import PARTS, parse_includes
 from edge.backup.errors import BackupError
 from edge.context import ServiceContext
 from edge.db import web_queries
+from edge.secrets import masked
 from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,12 @@ def overview(ctx: ServiceContext) -> dict[str, Any]:
             listed = manager.list(target=target["name"])
             entry["backups"] = sorted(listed, key=lambda b: str(b.get("created_at") or ""), reverse=True)
         except Exception as exc:
-            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["error"] = f"{type(exc).__name__}: {masked(str(exc))}"
         targets.append(entry)
     try:
-        last = manager.last_status()
+        last = masked(manager.last_status())
     except Exception as exc:
-        last = {"error": f"{type(exc).__name__}: {exc}"}
+        last = {"error": f"{type(exc).__name__}: {masked(str(exc))}"}
     return {"targets": targets, "last": last, "include_choices": list(INCLUDE_CHOICES)}
 
 
@@ -92,7 +93,7 @@ def find_backup(ctx: ServiceContext, target: Any, name: Any) -> dict[str, Any]:
     try:
         listed = _manager(ctx).list(target=target)
     except Exception as exc:  # target unreachable (USB unplugged, share down)
-        raise ActionError(f"cannot list target {target!r}: {exc}", 503) from exc
+        raise ActionError(f"cannot list target {target!r}: {masked(str(exc))}", 503) from exc
     for backup in listed:
         if backup.get("name") == name:
             return dict(backup, include=web_queries.archive_includes(ctx.db_path, name))
@@ -106,7 +107,7 @@ def start_backup(ctx: ServiceContext, target: Any, include: Any) -> str:
     try:
         job_id = manager.start(target=target, include=include)
     except Exception as exc:
-        raise ActionError(f"backup could not start: {exc}", 409) from exc
+        raise ActionError(f"backup could not start: {masked(str(exc))}", 409) from exc
     log.info("backup job %s started from the status page (target %s, include %s)", job_id, target or "default",
              ",".join(include or []) or "default")
     return job_id
@@ -120,7 +121,7 @@ def job_state(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
         job = None
     if not job:
         raise ActionError(f"no backup job {job_id!r}", 404)
-    return dict(job, id=job_id)
+    return dict(masked(job), id=job_id)
 
 
 def what_restore_overwrites(ctx: ServiceContext, backup: dict[str, Any], include: list[str] | None) -> list[str]:
@@ -142,7 +143,7 @@ def start_restore(ctx: ServiceContext, target: Any, name: Any, include: Any = No
     try:
         job_id = manager.start_restore(backup["name"], include=include, target=backup.get("target") or target)
     except Exception as exc:
-        raise ActionError(f"restore could not start: {exc}", 409) from exc
+        raise ActionError(f"restore could not start: {masked(str(exc))}", 409) from exc
     log.info("restore job %s of %s from %s started from the status page", job_id, backup["name"],
              backup.get("target"))
     return job_id
@@ -153,8 +154,8 @@ def wait_restore(ctx: ServiceContext, job_id: str, timeout: float = RESTORE_WAIT
     it failed. A job still running after ``timeout`` is returned as it is."""
     job = _manager(ctx).wait(job_id, timeout)
     if job["state"] == "failed":
-        raise ActionError(f"restore failed: {job['message']}", 500)
-    return dict(job, id=job_id)
+        raise ActionError(f"restore failed: {masked(job['message'])}", 500)
+    return dict(masked(job), id=job_id)
 
 
 def restored_message(job: dict[str, Any]) -> str:
@@ -170,7 +171,7 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
     try:
         _manager(ctx).delete(backup.get("target") or target, backup["name"])
     except Exception as exc:
-        raise ActionError(f"delete failed: {exc}", 500) from exc
+        raise ActionError(f"delete failed: {masked(str(exc))}", 500) from exc
 
 
 def import_upload(ctx: ServiceContext, filename: str, stream: IO[bytes]) -> dict[str, Any]:
@@ -191,7 +192,7 @@ def import_upload(ctx: ServiceContext, filename: str, stream: IO[bytes]) -> dict
         try:
             result = manager.import_archive(tmp)
         except Exception as exc:
-            raise ActionError(f"{base}: not imported: {exc}", 400) from exc
+            raise ActionError(f"{base}: not imported: {masked(str(exc))}", 400) from exc
     finally:
         tmp.unlink(missing_ok=True)
         upload_dir.rmdir()

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge.context import ServiceContext
 from edge.db.connection import connect
+from edge.pipeline.image_limits import ImageRefused, check_image_header
 from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ def check_image(filename: str, data: bytes) -> np.ndarray:
         kind = "PNG"
     else:
         raise ActionError(f"{label}: not a JPEG or PNG image")
+    try:
+        check_image_header(data, label)  # the size it declares, before a decoder allocates it
+    except ImageRefused as exc:
+        raise ActionError(str(exc), 413 if exc.too_large else 400) from None
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ActionError(f"{label}: the {kind} file is damaged and cannot be decoded")

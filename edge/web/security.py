@@ -1,4 +1,12 @@
-"""Login state, CSRF tokens and the access rules applied before every request."""
+"""Login state, CSRF tokens and the access rules applied before every request.
+
+The signed cookie carries the CSRF token, flash messages and, once logged in, the random
+token of a server-side session (:mod:`edge.db.web_sessions`); being logged in means that
+session is live in the sessions file, so a logout or a revocation ends it for every copy of
+the cookie. Nothing here searches a rendered page for secrets: values that may carry one
+are masked where they are built (:func:`edge.web.status.masked`), and user input is never
+masked, so no answer can tell whether a guess was a secret.
+"""
 from __future__ import annotations
 
 import hmac
@@ -7,14 +15,13 @@ from typing import Any
 
 from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 
-from edge import secrets
+from edge.db.web_sessions import SessionStore
 from edge.web import auth
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Reachable without login even when reading is not public.
 OPEN_ENDPOINTS = {"auth.login", "api.health", "static"}
-REDACTED_TYPES = {"text/html", "application/json", "text/plain"}
 
 
 def csrf_token() -> str:
@@ -32,26 +39,42 @@ def csrf_ok() -> bool:
     return bool(expected and sent) and hmac.compare_digest(str(sent), str(expected))
 
 
-def logged_in() -> bool:
-    """True when this session logged in with the current password (a new password ends old sessions)."""
-    if "logged_in" not in g:
+def session_store() -> SessionStore:
+    return current_app.extensions["facepro_sessions"]
+
+
+def current_session_id() -> int | None:
+    """The id of this request's live server-side session, or None."""
+    if "session_id" not in g:
+        g.session_id = None
         marker = session.get("auth")
-        g.logged_in = bool(marker) and marker == auth.password_fingerprint(current_app.config["DATA_DIR"])
-    return bool(g.logged_in)
+        if marker and marker == auth.password_fingerprint(current_app.config["DATA_DIR"]):
+            g.session_id = session_store().check(session.get("sid"))
+    return g.session_id
+
+
+def logged_in() -> bool:
+    """True while this cookie's server-side session is live (logout, revocation and a new
+    password end it)."""
+    return current_session_id() is not None
 
 
 def log_in() -> None:
-    """Start a fresh session (no fixation): new CSRF token, bound to the password."""
+    """Start a fresh session (no fixation): a new server-side session and CSRF token."""
+    token, session_id = session_store().create(request.remote_addr, request.headers.get("User-Agent"))
     session.clear()
     session.permanent = True
     session["auth"] = auth.password_fingerprint(current_app.config["DATA_DIR"])
+    session["sid"] = token
     session["csrf"] = pysecrets.token_urlsafe(32)
-    g.logged_in = True
+    g.session_id = session_id
 
 
 def log_out() -> None:
+    """End the session on the server too: the cookie, wherever copied, stops working."""
+    session_store().revoke_token(session.get("sid"))
     session.clear()
-    g.logged_in = False
+    g.session_id = None
 
 
 def wants_json() -> bool:
@@ -97,14 +120,6 @@ def add_security_headers(response: Any) -> Any:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
-    # Defence in depth: pages and answers are built without secrets, but should a part's
-    # error message quote one (a share password in an SMB error, say), mask it here too.
-    if (not response.direct_passthrough and response.mimetype in REDACTED_TYPES
-            and response.content_length is not None and response.content_length < 2_000_000):
-        body = response.get_data(as_text=True)
-        masked = secrets.redact(body)
-        if masked != body:
-            response.set_data(masked)
     return response
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import edge
 from edge.context import ServiceContext, answer
 from edge.db import web_queries
+from edge.secrets import masked
 from edge.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
@@ -23,12 +25,14 @@ P = TypeVar("P")
 
 
 def _section(part_name: str, part: P | None, call: Callable[[P], Any]) -> dict[str, Any]:
+    """One part's answer; every string in it masked (a part's error may quote a password,
+    an SMB server's message say). These are the device's own values: nothing a client sent."""
     reply = answer(part, call, f"status: {part_name}")
     section: dict[str, Any] = {"available": reply.available}
     if reply.error:
-        section["error"] = reply.error
+        section["error"] = masked(reply.error)
     if reply.available:
-        section["data"] = reply.value
+        section["data"] = masked(reply.value)
     return section
 
 
@@ -83,6 +87,7 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
         "mqtt": (_section("mqtt", ctx.mqtt, lambda m: m.status())
                  if ctx.mqtt is not None or ctx.settings["mqtt.enabled"] else {"available": False, "off": True}),
         "backup": _section("backups", ctx.backups, lambda b: b.last_status()),
+        "storage": _section("storage", ctx.storage, lambda s: s.status()),
         "health": health(ctx),
     }
 
@@ -90,13 +95,19 @@ def collect_status(ctx: ServiceContext) -> dict[str, Any]:
 def health(ctx: ServiceContext) -> dict[str, Any]:
     """``{"status": "ok"}`` or ``{"status": "unhealthy", "reasons": [...]}``.
 
-    Healthy means: the database answers, the pipeline says it is healthy, and every
-    camera it runs is online.
+    Healthy means: the database answers, the data disk is not full, the pipeline says it is
+    healthy, and every camera it runs is online. A full disk adds the state ``disk_full``.
     """
     reasons: list[str] = []
     db_ok, db_detail = web_queries.probe(ctx.db_path)
     if not db_ok:
         reasons.append(db_detail)
+    disk = answer(ctx.storage, lambda s: s.status(), "status: storage")
+    disk_full = bool(disk.available and disk.value and disk.value.get("disk_full"))
+    if disk_full and disk.value is not None:
+        reasons.append(f"disk_full: the data disk is full since {disk.value.get('since')}; "
+                       f"{disk.value.get('events_pending')} event(s) held in memory, "
+                       f"{disk.value.get('events_lost')} lost")
     if ctx.pipeline is None:
         reasons.append("pipeline is not running")
     else:
@@ -117,7 +128,10 @@ def health(ctx: ServiceContext) -> dict[str, Any]:
                     if reason not in reasons:
                         reasons.append(reason)
     if reasons:
-        return {"status": "unhealthy", "reasons": reasons}
+        result: dict[str, Any] = {"status": "unhealthy", "reasons": masked(reasons)}
+        if disk_full:
+            result["disk_full"] = True
+        return result
     return {"status": "ok"}
 
 
@@ -155,24 +169,48 @@ class TTLCache:
     Bounds the CPU the status page can take from the pipeline: ten open dashboards or a
     client polling in a loop cost one status computation per second, not one per request.
     Concurrent askers of a stale key wait for the one computation instead of repeating it.
+    At most ``max_entries`` keys are kept (expired ones go first, then the least recently
+    used): a client asking for a new key with every request cannot grow it.
     """
 
-    def __init__(self, ttl_s: float = 1.0) -> None:
+    def __init__(self, ttl_s: float = 1.0, max_entries: int = 32) -> None:
         self.ttl_s = ttl_s
+        self.max_entries = max(1, int(max_entries))
         self._lock = threading.Lock()
-        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._entries: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
         self._key_locks: dict[Any, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return max(len(self._entries), len(self._key_locks))
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
-            entry = self._entries.get(key)
-            if entry is not None and time.monotonic() - entry[0] < self.ttl_s:
-                return entry[1]
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and time.monotonic() - entry[0] < self.ttl_s:
+                    self._entries.move_to_end(key)
+                    return entry[1]
             value = compute()
-            self._entries[key] = (time.monotonic(), value)
+            with self._lock:
+                self._entries[key] = (time.monotonic(), value)
+                self._entries.move_to_end(key)
+                self._evict()
             return value
+
+    def _evict(self) -> None:
+        """Under ``_lock``: drop expired entries, then the least recently used, down to the bound;
+        a key's lock goes with its entry unless a computation holds it."""
+        if len(self._entries) > self.max_entries:
+            now = time.monotonic()
+            for key in [k for k, (t, _v) in self._entries.items() if now - t >= self.ttl_s]:
+                del self._entries[key]
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        for key in [k for k, lock in self._key_locks.items() if k not in self._entries and not lock.locked()]:
+            del self._key_locks[key]
 
     def clear(self) -> None:
         with self._lock:

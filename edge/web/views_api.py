@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 
 from edge.context import ServiceContext
 from edge.db import web_queries
+from edge.secrets import masked
 from edge.web import backups as backup_actions
 from edge.web import status as status_mod
 from edge.web.errors import ActionError
@@ -92,7 +93,7 @@ def events() -> Any:
         rows = web_queries.list_events(ctx().db_path, **args)
     except Exception as exc:
         log.warning("events query failed: %s", exc)
-        return json_error(503, f"events are not available: {exc}")
+        return json_error(503, f"events are not available: {masked(str(exc))}")
     for row in rows:
         row["snapshot"] = snapshot_url(row.pop("snapshot_path"))
     return jsonify({"events": rows})
@@ -107,7 +108,7 @@ def backups_list() -> Any:
         return jsonify(backup_actions.overview(ctx()))
     except Exception as exc:
         log.warning("listing backups failed: %s", exc)
-        return json_error(503, f"listing backups failed: {exc}")
+        return json_error(503, f"listing backups failed: {masked(str(exc))}")
 
 
 @bp.post("/api/backups")
@@ -146,6 +147,6 @@ def metrics() -> Any:
         body, content_type = prometheus.render(ctx())
     except Exception as exc:
         log.warning("rendering /metrics failed: %s", exc)
-        return current_app.response_class(f"metrics are not available: {exc}\n", status=503,
+        return current_app.response_class(f"metrics are not available: {masked(str(exc))}\n", status=503,
                                           mimetype="text/plain")
     return current_app.response_class(body, status=200, content_type=content_type)

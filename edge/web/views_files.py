@@ -48,7 +48,9 @@ def _relative_to(base: Path, path: str | None, anchor: Path) -> str | None:
 
 
 def _send(base: Path, path: str) -> Any:
-    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+    # A NUL (``..%00.png``) or other control character names no file: 404, before any
+    # path function raises ValueError on it.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path) or Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         abort(404)
     # A symlink inside the directory must not lead out of it either.
     real = os.path.realpath(base / path)

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from edge.context import ServiceContext
 from edge.db import web_queries
+from edge.secrets import masked
 from edge.web import backups as backup_actions
 from edge.web import people as people_actions
 from edge.web import status as status_mod
@@ -56,7 +57,7 @@ def events() -> Any:
         rows = web_queries.list_events(ctx().db_path, **args)
         choices = web_queries.event_filter_choices(ctx().db_path)
     except Exception as exc:
-        error = f"events are not available: {exc}"
+        error = f"events are not available: {masked(str(exc))}"
     for row in rows:
         row["snapshot"] = snapshot_url(row.pop("snapshot_path"))
     return render_template("events.html", events=rows, choices=choices, error=error,
@@ -70,7 +71,7 @@ def people() -> Any:
     try:
         rows = web_queries.list_people(ctx().db_path)
     except Exception as exc:
-        error = f"people are not available: {exc}"
+        error = f"people are not available: {masked(str(exc))}"
     for row in rows:
         relative = [relative_face_path(ctx(), p) for p in row["images"]]
         row["image_urls"] = [url_for("files.face", path=p) for p in relative if p]
