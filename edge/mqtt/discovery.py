@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import edge
+from edge.mqtt.motion import motion_components
 from edge.mqtt.topics import Topics, object_id
 
 EVENT_TYPES = ["face_recognized", "face_unknown"]
@@ -75,6 +76,7 @@ def build_discovery(topics: Topics, device_name: str, state: dict[str, Any],
         "payload_press": "{}", "icon": "mdi:backup-restore", "entity_category": "config",
     }
 
+    cmps.update(motion_components(topics, state))
     for key, component in cmps.items():
         component["unique_id"] = f"{uid}_{key}"
 

@@ -99,6 +99,7 @@ class MqttPublisher:
             bus.subscribe("event", lambda _payload: self._wake.set()),
             bus.subscribe("camera", lambda payload: self._queue(lambda: self.states.camera_changed(payload))),
             bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
+            bus.subscribe("motion", lambda payload: self._queue(lambda: self.states.motion.changed(payload))),
         ]
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._worker.start()

@@ -13,6 +13,7 @@ from typing import Any
 from edge.context import ServiceContext, ask
 from edge.db.outbox import EventOutbox
 from edge.mqtt.discovery import build_discovery
+from edge.mqtt.motion import MotionStates
 from edge.mqtt.payloads import event_message, iso_utc, now_iso, person_state
 from edge.mqtt.snapshot import ha_state, minimal_telemetry
 from edge.mqtt.topics import Topics
@@ -34,11 +35,13 @@ class RetainedStates:
         self._camera_states: dict[str, str] = {}
         self._alerts_active: dict[str, set[str]] = {}
         self._last_discovery = ""
+        self.motion = MotionStates(topics, publish, connected)
 
     def republish_all(self) -> None:
         """Discovery and every retained state, as after a (re)connect."""
         self._last_discovery = ""
         self._camera_states.clear()
+        self.motion.clear()
         if not self._people:
             self._people = self._outbox_people()
         for person, state in self._people.items():
@@ -94,6 +97,7 @@ class RetainedStates:
         self._publish(self.topics.state, state, qos=1, retain=True)
         for camera in state["cameras"].values():
             self._set_camera_state(str(camera["name"]), bool(camera["online"]))
+            self.motion.update(str(camera["name"]), camera.get("motion"))
 
     def _set_camera_state(self, name: str, online: bool) -> None:
         value = "online" if online else "offline"

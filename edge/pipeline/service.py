@@ -21,6 +21,7 @@ from edge.context import ServiceContext
 from edge.db.connection import connect
 from edge.db.events import EventStore
 from edge.events import EventSink
+from edge.pipeline.gate import build_gate, detect_figures
 from edge.pipeline.loop import Feed, InferenceLoop
 from edge.pipeline.ring import FrameRing, FrameSlot
 from edge.pipeline.sources import CameraSource, SourceError, iso_utc, open_capture
@@ -105,9 +106,10 @@ class Pipeline:
             size = camera.get("ring_size") or ring_default
             ring = FrameRing(max(int(size), 2), policy="latest",
                              on_commit=self.loop.notify if self.loop is not None else None)
-            source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics)
+            gate = build_gate(camera, settings["pipeline"], ctx.bus) if self.loop is not None else None
+            source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics, gate=gate)
             if self.loop is not None:
-                self.loop.add_camera(source.name, ring, camera.get("det_max_side"))
+                self.loop.add_camera(source.name, ring, camera.get("det_max_side")).gate = gate
             self.sources.append(source)
         if not self.sources:
             log.warning("no camera configured (settings key cameras): nothing to process")
@@ -217,6 +219,7 @@ class Pipeline:
             status["fps_processed"] = round(feed.processed_rate.rate(now), 2) if feed else 0.0
             status["fps_capture"] = round(source.capture_rate.rate(now), 2)
             status["detector_input"] = feed.detector_input if feed else None
+            status.update(detect_figures(source, feed, now))
             out.append(status)
         return out
 
