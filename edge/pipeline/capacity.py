@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-# CPU time per decoded frame per megapixel and per converted + motion-checked frame, measured
-# by scripts/bench_cameras.py on the 2-core CI machine (H.264 and MJPEG are within 30 %).
-DECODE_MS_PER_MEGAPIXEL = 2.8
+# CPU time per decoded frame per megapixel (MJPEG over HTTP 0.93 ms, H.264 0.53 ms at
+# 640x360) and per converted + motion-checked frame (0.75 ms at 640x360), measured on the
+# 2-core CI machine (the MJPEG figure, the dearer one, is used).
+DECODE_MS_PER_MEGAPIXEL = 4.0
 SAMPLE_MS_PER_MEGAPIXEL = 3.5
 HEADROOM = 0.8
 ASSUMED_FPS = 30.0  # a camera whose rate the probe could not tell

@@ -40,8 +40,10 @@ def clip_frames(step: int = 1, size: tuple[int, int] | None = None, limit: int |
 
 
 def still_background(size: tuple[int, int] | None = None) -> np.ndarray:
+    """The clip's first frame blurred (the same blur relative to the picture at any size) until
+    the detector finds no face in it."""
     first = clip_frames(limit=1, size=size)[0]
-    return cv2.GaussianBlur(first, (0, 0), 12)
+    return cv2.GaussianBlur(first, (0, 0), 12 * first.shape[1] / 640)
 
 
 def camera_frame(scene: np.ndarray, rng: np.random.Generator, *, noise: float = 3.0, gain: float = 1.0,
