@@ -21,6 +21,10 @@ STAGES = ("decode", "preprocess", "detect", "embed", "match", "persist", "publis
 
 # Per-camera counters the pipeline increments (names shared with the pipeline's code).
 CAMERA_COUNTERS = ("frames_captured", "frames_processed", "frames_dropped", "reconnects", "faces", "events")
+# Per-camera rate and motion figures of a camera's status (edge.pipeline.gate.detect_figures),
+# carried into telemetry, /metrics and MQTT as they are.
+DETECT_FIGURES = ("detect_fps", "motion_gating", "motion", "motion_fraction", "frames_decoded", "fps_decoded",
+                  "frames_detected", "fps_detected", "detect_share", "global_changes", "admitted_keepalive")
 
 # Upper bounds (seconds) of the latency histogram buckets; +Inf is implicit.
 LATENCY_BUCKETS: tuple[float, ...] = (

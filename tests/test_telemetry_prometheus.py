@@ -14,7 +14,7 @@ from edge.telemetry.prometheus import render
 
 UNIT_SUFFIXES = ("_seconds", "_bytes", "_celsius", "_ratio", "_watts", "_total", "_per_second")
 UNITLESS = {"facepro_camera_online", "facepro_process_threads", "facepro_process_open_fds", "facepro_system_load1",
-            "facepro_gpu_available", "facepro_alerts_active", "facepro_mqtt_connected"}
+            "facepro_gpu_available", "facepro_alerts_active", "facepro_mqtt_connected", "facepro_camera_motion"}
 
 
 class Cameras:

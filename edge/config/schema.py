@@ -65,6 +65,9 @@ CAMERA = Item(
         "reconnect_max_s": _f(NUM, minimum=0.1),
         "det_max_side": _f(INT, nullable=True, minimum=32),
         "area": _f(STR, nullable=True),
+        "detect_fps": _f(NUM, nullable=True, minimum=0),
+        "motion": _f(BOOL, nullable=True),
+        "motion_masks": ListOf(ListOf(ListOf(_f(NUM)))),
     },
     required=("name", "source"),
     defaults={
@@ -79,6 +82,9 @@ CAMERA = Item(
         "reconnect_max_s": 30.0,
         "det_max_side": None,
         "area": None,
+        "detect_fps": None,
+        "motion": None,
+        "motion_masks": [],
     },
 )
 
@@ -118,6 +124,20 @@ SCHEMA: dict[str, Any] = {
         "det_max_side": _f(INT, minimum=32),
         "ring_size": _f(INT, minimum=2),
         "max_faces": _f(INT, minimum=1),
+        "detect_fps": _f(NUM, minimum=0),
+        "motion": {
+            "enabled": _f(BOOL),
+            "keepalive_s": _f(NUM, minimum=0.1),
+            "idle_check_s": _f(NUM, minimum=0.1),
+            "hold_s": _f(NUM, minimum=0),
+            "width": _f(INT, minimum=16),
+            "threshold": _f(INT, minimum=1),
+            "min_area": _f(NUM, minimum=0),
+            "alpha": _f(NUM, minimum=0),
+            "warmup_frames": _f(INT, minimum=0),
+            "global_fraction": _f(NUM, minimum=0),
+            "region_side": _f(INT, minimum=0),
+        },
     },
     "recognition": {
         "det_threshold": _f(NUM, minimum=0),

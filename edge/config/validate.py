@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.config.cameras import check_cameras
 from edge.config.errors import ConfigError
 from edge.config.schema import Field, Item, ListOf
 from edge.schedule import ScheduleError, parse_schedule
@@ -99,6 +100,7 @@ def _check_unique_names(items: list[Any], spec: ListOf, label: str, prefix: str)
 
 
 def check_semantics(data: dict[str, Any], label: str) -> None:
+    check_cameras(data, label)
     for i, target in enumerate(data["backup"]["targets"]):
         kind = target["type"]
         needed = ("server", "share") if kind == "smb" else ("path",)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.doctor.check import FAIL, INFO, PASS, WARN, Check
+from edge.doctor.load import check_camera_load
 from edge.doctor.local import (
     check_clock,
     check_database,
@@ -31,7 +32,7 @@ from edge.doctor.remote import (
 )
 
 __all__ = ["FAIL", "INFO", "PASS", "WARN", "Check", "backup_room_needed", "check_backup_target", "check_camera",
-           "check_clock", "check_database", "check_device_id", "check_disk", "check_gpu", "check_model_pack",
+           "check_camera_load", "check_clock", "check_database", "check_device_id", "check_disk", "check_gpu", "check_model_pack",
            "check_mqtt", "check_providers", "check_service", "check_settings", "format_table", "run_checks",
            "service_health", "summary"]
 
@@ -72,8 +73,11 @@ def run_checks(config: str | None = None, env: dict[str, str] | None = None,
     if not cameras:
         checks.append(Check("cameras", WARN, "no camera configured",
                             "add one under cameras[] in the settings file (name and source)"))
+    probes: dict[str, dict[str, Any]] = {}
     for camera in cameras:
-        checks.append(_guarded(f"camera {camera['name']}", check_camera, camera, timeout_s, health))
+        checks.append(_guarded(f"camera {camera['name']}", check_camera, camera, timeout_s, health, probes))
+    if probes:
+        checks.append(_guarded("camera load", check_camera_load, settings, probes))
     checks.append(_guarded("mqtt", check_mqtt, settings, min(timeout_s, 10.0)))
     targets = settings["backup.targets"]
     if not targets:

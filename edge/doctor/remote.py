@@ -49,12 +49,16 @@ def check_service(settings: Settings, health: dict[str, Any] | None) -> Check:
                  "see the other checks and journalctl -u facepro -e")
 
 
-def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any] | None = None) -> Check:
+def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any] | None = None,
+                 probes: dict[str, dict[str, Any]] | None = None) -> Check:
+    """Open the camera and decode a frame; the probe result also goes into ``probes``."""
     name = f"camera {camera['name']}"
     if not camera.get("enabled", True):
         return Check(name, INFO, "disabled in settings")
     from edge.pipeline.sources import probe_source
     result = probe_source(camera, timeout_s=timeout_s)
+    if probes is not None:
+        probes[camera["name"]] = result
     if result.get("ok"):
         fps = f"{result['fps']:g} fps" if result.get("fps") else "fps unknown"
         return Check(name, PASS, f"{result['width']}x{result['height']}, {fps}")

@@ -4,13 +4,15 @@ in its own area (``cameras[].area`` becomes ``suggested_area``).
 Its entities: "Last recognised" (sensor: the person's name or ``unknown``; camera,
 similarity, event id and time as attributes), "Snapshot" (``image`` from retained JPEG bytes
 on ``image_topic``), "Recognition" (switch: pause/resume recognition on this camera, state
-retained), "FPS", "Capture FPS", "Dropped frames" and "Online".
+retained), "FPS", "Capture FPS", "Dropped frames", "Online" and, when its detector is
+motion-gated, "Motion".
 """
 from __future__ import annotations
 
 from typing import Any
 
 import edge
+from edge.mqtt.motion import motion_topic
 from edge.mqtt.topics import Topics
 
 DIAGNOSTIC = {"entity_category": "diagnostic"}
@@ -70,6 +72,11 @@ def camera_discovery(topics: Topics, camera_id: str, camera: dict[str, Any], are
             **DIAGNOSTIC,
         },
     }
+    if camera.get("motion") is not None:  # only a motion-gated camera has a motion state
+        cmps["motion"] = {
+            "p": "binary_sensor", "name": "Motion", "device_class": "motion",
+            "state_topic": motion_topic(topics, name), "payload_on": "ON", "payload_off": "OFF",
+        }
     for key, component in cmps.items():
         component["unique_id"] = f"{uid}_{key}"
     device: dict[str, Any] = {

@@ -110,6 +110,7 @@ class MqttPublisher:
             bus.subscribe("alert", lambda payload: self._queue(lambda: self.states.alert_changed(payload))),
             bus.subscribe("enroll", lambda _payload: self._queue(self._sync_people)),
             bus.subscribe("backup", lambda payload: self._queue(lambda: self.desk.job_changed(payload))),
+            bus.subscribe("motion", lambda payload: self._queue(lambda: self.states.motion.changed(payload))),
         ]
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._worker.start()

@@ -131,6 +131,7 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
                 "frames_dropped": c.get("frames_dropped"),
                 "online": bool(c.get("online")),
                 "recognition": "OFF" if c.get("recognition_paused") else "ON",
+                "motion": c.get("motion"),
             } for c in cams
         },
         "processing_ms": processing_ms(stages),

@@ -17,6 +17,7 @@ from edge.db.faces import people_names
 from edge.db.outbox import EventOutbox
 from edge.mqtt.camera_states import CameraStates
 from edge.mqtt.discovery import applicable_alerts, build_discovery, retired_components
+from edge.mqtt.motion import MotionStates
 from edge.mqtt.payloads import event_message, iso_utc, now_iso
 from edge.mqtt.people_states import PeopleStates
 from edge.mqtt.snapshot import ha_state, minimal_telemetry
@@ -70,11 +71,13 @@ class RetainedStates:
                                    self.discovery_enabled)
         self._people_restored = False
         self.last_state: dict[str, Any] = {}
+        self.motion = MotionStates(topics, publish, connected)
 
     def republish_all(self) -> None:
         """Discovery and every retained state, as after a (re)connect."""
         self._last_discovery = ""
         self._camera_states.clear()
+        self.motion.clear()
         self.cameras.reset()
         self.people.reset()
         self.sync_people()
@@ -137,6 +140,7 @@ class RetainedStates:
         self.cameras.publish_switches(state["cameras"])
         for camera in state["cameras"].values():
             self._set_camera_state(str(camera["name"]), bool(camera["online"]))
+            self.motion.update(str(camera["name"]), camera.get("motion"))
 
     def _set_camera_state(self, name: str, online: bool) -> None:
         value = "online" if online else "offline"

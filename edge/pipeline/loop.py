@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge.events import EventSink
+from edge.pipeline import region
 from edge.pipeline.ring import FrameRing, FrameSlot, RateMeter
 from edge.pipeline.tracks import EmbeddingReuse
 
@@ -31,7 +32,7 @@ class Feed:
     """One camera as the worker sees it."""
 
     __slots__ = ("name", "ring", "det_max_side", "detector_input", "reuse", "frames_processed", "faces",
-                 "processed_rate", "captured_rate", "last_seq", "paused", "frames_skipped")
+                 "processed_rate", "captured_rate", "last_seq", "paused", "frames_skipped", "gate")
 
     def __init__(self, name: str, ring: FrameRing, det_max_side: int | None = None) -> None:
         self.name = name
@@ -46,6 +47,7 @@ class Feed:
         self.last_seq = 0
         self.paused = False  # recognition paused on this camera: frames are taken, not processed
         self.frames_skipped = 0
+        self.gate: Any = None  # edge.pipeline.gate.DetectGate of a gated camera: told what was found
 
 
 class InferenceLoop:
@@ -174,8 +176,10 @@ class InferenceLoop:
         name = feed.name
         metrics = self.metrics
         timings = self._timings
-        detections = self.detector.detect(frame, self.det_threshold, timings, feed.det_max_side)
+        detections = region.detect(self.detector, frame, slot.region, self.det_threshold, timings, feed.det_max_side)
         n = len(detections)
+        if feed.gate is not None:
+            feed.gate.faces_seen(n)
         if metrics is not None:
             metrics.observe("preprocess", timings["preprocess"], name)
             metrics.observe("detect", timings["detect"], name)

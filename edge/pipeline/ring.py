@@ -30,7 +30,7 @@ POLICIES = ("latest", "lossless")
 class FrameSlot:
     """One buffer plus what is known about the frame in it. Reused, never reallocated per frame."""
 
-    __slots__ = ("index", "array", "state", "seq", "captured_at", "media_time", "decode_s")
+    __slots__ = ("index", "array", "state", "seq", "captured_at", "media_time", "decode_s", "region")
 
     def __init__(self, index: int, array: np.ndarray) -> None:
         self.index = index
@@ -40,6 +40,7 @@ class FrameSlot:
         self.captured_at = 0.0   # wall clock (time.time()) when the frame was decoded
         self.media_time = 0.0    # stream position in seconds (files), else monotonic capture time
         self.decode_s = 0.0      # seconds the decode into this slot took
+        self.region: tuple[int, int, int, int] | None = None  # x, y, w, h to detect in (motion), else all
 
 
 class RingClosed(Exception):

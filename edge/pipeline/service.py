@@ -21,6 +21,7 @@ from edge.context import ServiceContext
 from edge.db.connection import connect
 from edge.db.events import EventStore
 from edge.events import EventSink
+from edge.pipeline.gate import build_gate, detect_figures
 from edge.pipeline.loop import Feed, InferenceLoop
 from edge.pipeline.pause import PauseSwitches
 from edge.pipeline.ring import FrameRing, FrameSlot
@@ -111,10 +112,12 @@ class Pipeline:
             size = camera.get("ring_size") or ring_default
             ring = FrameRing(max(int(size), 2), policy="latest",
                              on_commit=self.loop.notify if self.loop is not None else None)
-            source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics)
+            gate = build_gate(camera, settings["pipeline"], ctx.bus) if self.loop is not None else None
+            source = CameraSource(camera, ring, bus=ctx.bus, metrics=ctx.metrics, gate=gate)
             if self.loop is not None:
                 feed = self.loop.add_camera(source.name, ring, camera.get("det_max_side"))
                 feed.paused = self.switches.paused(source.name)
+                feed.gate = gate
             self.sources.append(source)
         if not self.sources:
             log.warning("no camera configured (settings key cameras): nothing to process")
@@ -241,6 +244,7 @@ class Pipeline:
             status["fps_capture"] = round(source.capture_rate.rate(now), 2)
             status["detector_input"] = feed.detector_input if feed else None
             status["recognition_paused"] = self.switches.paused(source.name)
+            status.update(detect_figures(source, feed, now))
             out.append(status)
         return out
 

@@ -163,7 +163,7 @@ class CameraSource:
 
     def __init__(self, camera: dict[str, Any], ring: FrameRing, *, bus: Any = None, metrics: Any = None,
                  lossless: bool = False, backoff_initial_s: float = BACKOFF_INITIAL_S,
-                 reconnect_max_s: float | None = None) -> None:
+                 reconnect_max_s: float | None = None, gate: Any = None) -> None:
         self.camera = camera
         self.name: str = camera["name"]
         self.kind = source_kind(camera["source"])
@@ -192,6 +192,7 @@ class CameraSource:
         self._dropped_reported = 0
         self._media_frames = 0                       # frames read from a file, across loops
         self.capture_rate = RateMeter()
+        self.gate = gate  # edge.pipeline.gate.DetectGate: which frames are converted, which detected
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -331,8 +332,6 @@ class CameraSource:
         pace = interval > 0
         next_due = time.monotonic()
         got_frames = False
-        metrics = self.metrics
-        name = self.name
         while not self._stop.is_set():
             if pace:
                 delay = next_due - time.monotonic()
@@ -352,6 +351,10 @@ class CameraSource:
             t0 = time.perf_counter()
             ok = cap.grab()
             t1 = time.perf_counter()
+            if ok and self.gate is not None and not self.gate.sample_due(time.monotonic()):
+                ring.abandon(slot)  # decoded by grab(), never converted: the gate skips it
+                got_frames = self._note_frame(time.time(), time.monotonic(), t1 - t0)
+                continue
             out = cap.retrieve(slot.array)[1] if ok else None
             t2 = time.perf_counter()
             decode_s = (t2 - t0) if self.kind == "file" else (t2 - t1)
@@ -368,26 +371,30 @@ class CameraSource:
                 np.copyto(slot.array, out)
             now = time.time()
             mono = time.monotonic()
-            if self.kind == "file" and self.fps_native:
-                media_time = self._media_frames / self.fps_native
+            media_time = self._media_frames / self.fps_native if self.kind == "file" and self.fps_native else mono
+            if self.gate is not None and not self.gate.admit(slot, mono):
+                ring.abandon(slot)  # converted for the motion check, not for the detector
             else:
-                media_time = mono
-            self._media_frames += 1
-            ring.commit(slot, now, media_time, decode_s)
-            with self._lock:
-                self.frames_captured += 1
-                self.last_frame_at = now
-                self._last_frame_mono = mono
-                was_online = self.online
-            self.capture_rate.tick(mono)
-            got_frames = True
-            if not was_online:
-                self._set_state(True)
-            if metrics is not None:
-                metrics.incr("frames_captured", 1, name)
-                metrics.observe("decode", decode_s, name)
-                dropped = ring.dropped
-                if dropped != self._dropped_reported:
-                    metrics.incr("frames_dropped", dropped - self._dropped_reported, name)
-                    self._dropped_reported = dropped
+                ring.commit(slot, now, media_time, decode_s)
+            got_frames = self._note_frame(now, mono, decode_s)
         return "stop", got_frames
+
+    def _note_frame(self, now: float, mono: float, decode_s: float) -> bool:
+        """A frame came from the camera (converted and committed or not). Returns True."""
+        self._media_frames += 1
+        with self._lock:
+            self.frames_captured += 1
+            self.last_frame_at = now
+            self._last_frame_mono = mono
+            was_online = self.online
+        self.capture_rate.tick(mono)
+        if not was_online:
+            self._set_state(True)
+        if self.metrics is not None:
+            self.metrics.incr("frames_captured", 1, self.name)
+            self.metrics.observe("decode", decode_s, self.name)
+            dropped = self.ring.dropped
+            if dropped != self._dropped_reported:
+                self.metrics.incr("frames_dropped", dropped - self._dropped_reported, self.name)
+                self._dropped_reported = dropped
+        return True

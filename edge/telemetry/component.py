@@ -20,7 +20,7 @@ from typing import Any
 
 from edge.context import ServiceContext
 from edge.db.metrics_store import MetricsStore, MinuteRow
-from edge.metrics import CAMERA_COUNTERS, STAGES
+from edge.metrics import CAMERA_COUNTERS, DETECT_FIGURES, STAGES
 from edge.telemetry.alerts import AlertManager, backup_figures, iso_utc, signals_from_snapshot
 from edge.telemetry.gpu import GpuMonitor, Probe
 from edge.telemetry.history import History, SeriesKey
@@ -200,6 +200,9 @@ class Telemetry:
             entry["last_frame_at"] = status.get("last_frame_at")
             entry["source_kind"] = status.get("source_kind")
             entry["recognition_paused"] = bool(status.get("recognition_paused"))  # no low_fps alert then
+            for figure in DETECT_FIGURES:  # edge.pipeline.gate.detect_figures: decode/detect rates, motion
+                if figure in status:
+                    entry[figure] = status[figure]
             cameras.append(entry)
         self._prev_counters = {k: v for k, v in counters.items() if k[0] in CAMERA_COUNTERS}
         self._prev_t = now

@@ -19,6 +19,16 @@ from edge.metrics import CAMERA_COUNTERS, Metrics
 
 PREFIX = "facepro"
 
+# Figures of the rate cap and motion gate (edge.pipeline.gate), left out where a camera has none.
+CAMERA_RATE_GAUGES = (
+    ("fps_decoded", "camera_decoded_frames_per_second", "Frames converted into a frame buffer per second."),
+    ("fps_detected", "camera_detected_frames_per_second", "Frames the face detector ran on per second."),
+    ("detect_share", "camera_detected_frames_ratio", "Share of the captured frames that reached the detector."),
+    ("motion", "camera_motion", "1 while the camera's motion detector sees motion (gated cameras only)."),
+    ("motion_fraction", "camera_motion_ratio", "Share of the unmasked picture that changed in the last sample."),
+    ("detect_fps", "camera_detect_limit_frames_per_second", "The most frames per second the detector sees from the camera."),
+)
+
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
@@ -69,7 +79,8 @@ class SnapshotCollector:
             yield counters
         for key, name, doc in (("fps_capture", "camera_capture_frames_per_second", "Frames captured per second."),
                                ("fps_processed", "camera_processed_frames_per_second", "Frames processed per second."),
-                               ("online", "camera_online", "1 when the camera delivers frames, 0 when offline.")):
+                               ("online", "camera_online", "1 when the camera delivers frames, 0 when offline."),
+                               *CAMERA_RATE_GAUGES):
             family = GaugeMetricFamily(f"{p}_{name}", doc, labels=["camera"])
             for cam in cameras:
                 number = _number(cam.get(key))

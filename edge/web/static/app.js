@@ -27,6 +27,13 @@
     return td;
   }
 
+  function motionText(c) {
+    if (!c.motion_gating) return "not gated";
+    var text = c.motion ? "motion" : "still";
+    if (c.motion_fraction != null) text += " (" + (100 * c.motion_fraction).toFixed(1) + " %)";
+    return text;
+  }
+
   function updateCameras(section) {
     var body = document.getElementById("cameras");
     if (!body || !section || !section.available) return;
@@ -40,6 +47,9 @@
       fps.setAttribute("data-col", "fps_processed");
       tr.appendChild(fps);
       tr.appendChild(cell((c.fps_capture || 0).toFixed(1)));
+      tr.appendChild(cell((c.fps_decoded || 0).toFixed(1)));
+      tr.appendChild(cell(motionText(c), c.motion ? "bad" : ""));
+      tr.appendChild(cell(c.detect_share == null ? "—" : Math.round(100 * c.detect_share) + " %"));
       tr.appendChild(cell(String(c.frames_dropped)));
       tr.appendChild(cell(String(c.reconnects)));
       tr.appendChild(cell(c.last_frame_at || "—"));
