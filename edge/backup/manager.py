@@ -34,6 +34,7 @@ from edge.backup.retention import prune_target
 from edge.backup.status import backup_status
 from edge.backup.target_specs import TargetSpecs, make_target
 from edge.backup.targets import LocalTarget, Target, TargetError
+from edge.backup.verify import check_members
 from edge.config import Settings
 from edge.db.backup_runs import BackupRunStore
 from edge.metrics import Metrics
@@ -174,15 +175,18 @@ class BackupManager:
 
     # -- list / delete / prune / verify / import -------------------------------------------
     def list(self, target: str | None = None) -> list[dict[str, Any]]:
-        """Archives on each target (or one), oldest first; unreachable targets are skipped
-        with an ``error`` entry."""
+        """Archives on each target (or one), oldest first by name; ``origin`` says whether
+        this device wrote it (``own``, what retention counts), it was ``imported``, or the
+        log does not know it (``unknown``). Unreachable targets get an ``error`` entry."""
         items: list[dict[str, Any]] = []
         specs = [self.specs.named(target)] if target else self.specs.enabled()
         for spec in specs:
             t = make_target(spec)
             try:
                 t.check()
-                items.extend(t.backups())
+                own, imported = set(self.store.own_archives(t.name)), self.store.imported_archives(t.name)
+                items.extend(dict(b, origin="own" if b["name"] in own else "imported" if b["name"] in imported
+                                  else "unknown") for b in t.backups())
             except (TargetError, OSError) as exc:
                 if target:
                     raise BackupError(str(exc)) from exc
@@ -263,7 +267,8 @@ class BackupManager:
 
     def verify(self, archive: str | Path, target: str | None = None, key_file: str | Path | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
-        """Check an archive completely (decryption, manifest, every checksum) without restoring."""
+        """Check an archive completely without restoring: decryption, manifest, every checksum,
+        then every member opened for what it claims (:mod:`edge.backup.verify`)."""
         verify_root = self.data_dir / VERIFY_DIR  # not under STAGING_DIR: create() sweeps that one
         for stale in verify_root.glob("*") if verify_root.is_dir() else []:
             with contextlib.suppress(OSError):
@@ -276,6 +281,7 @@ class BackupManager:
             verified = arc.verify_archive(path, staging / "check", self.read_keys(key_file), extract=True,
                                           progress=progress, label=label)
             manifest = verified.manifest
+            contents = check_members(verified, label)
         except (arc.ArchiveError, crypto.CryptoError) as exc:
             self.store.record("verify", "failed", target=target, archive=Path(str(archive)).name, error=str(exc),
                               duration_s=time.monotonic() - started)
@@ -287,7 +293,7 @@ class BackupManager:
         self.store.record("verify", "ok", target=target, archive=Path(str(archive)).name,
                           duration_s=time.monotonic() - started, includes=manifest["includes"])
         return {"ok": True, "archive": label, "manifest": {k: v for k, v in manifest.items() if k != "members"},
-                "members": len(manifest["members"])}
+                "members": len(manifest["members"]), "contents": contents}
 
     def import_archive(self, path: str | Path, key_file: str | Path | None = None) -> dict[str, Any]:
         """Verify an uploaded archive, then store it in the first local target."""
