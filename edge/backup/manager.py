@@ -29,7 +29,7 @@ from edge.backup.faults import pause_point
 from edge.backup.jobs import Bus, JobRunner
 from edge.backup.lock import BackupLock
 from edge.backup.pacing import remove_tree_gently
-from edge.backup.restore import recover_interrupted_restore, restore_archive
+from edge.backup.restore import preview_settings, recover_interrupted_restore, restore_archive
 from edge.backup.retention import prune_target
 from edge.backup.status import backup_status
 from edge.backup.target_specs import TargetSpecs, make_target
@@ -158,12 +158,14 @@ class BackupManager:
         self.specs.targets(target)
         return self.jobs.start("create", lambda progress: self.create(target, include, progress))
 
-    def start_restore(self, archive: str, include: Include = None, target: str | None = None) -> str:
+    def start_restore(self, archive: str, include: Include = None, target: str | None = None,
+                      accept_security: str | None = None) -> str:
         """Run :meth:`restore` in a thread; returns a job id for :meth:`job`."""
         if include is not None:
             self._includes(include)
         return self.jobs.start("restore", lambda progress: self.restore(archive, include, target=target,
-                                                                        progress=progress),
+                                                                        progress=progress,
+                                                                        accept_security=accept_security),
                                archive=Path(str(archive)).name)
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -324,17 +326,24 @@ class BackupManager:
     # -- restore ---------------------------------------------------------------------------
     def restore(self, archive: str | Path, include: Include = None, target: str | None = None,
                 key_file: str | Path | None = None, progress: Progress | None = None,
-                pre_backup: bool = True) -> dict[str, Any]:
-        """Restore ``include`` (default: all the archive holds); see :mod:`edge.backup.restore`."""
+                pre_backup: bool = True, accept_security: str | None = None) -> dict[str, Any]:
+        """Restore ``include`` (default: all the archive holds); see :mod:`edge.backup.restore`.
+        Security-relevant settings changes need ``accept_security`` ("all" or their digest)."""
         includes = self._includes(include) if include is not None else None
         result = restore_archive(
             self.settings, archive, includes, lock=self.lock, keys=self.read_keys(key_file),
             resolve=lambda download: self.resolve_archive(archive, download, target), store=self.store,
-            pre_backup=self._pre_restore_backup if pre_backup else None, progress=progress)
+            pre_backup=self._pre_restore_backup if pre_backup else None, progress=progress,
+            accept_security=accept_security)
         self._status_cache = None
         if self.bus is not None and {"db", "faces"} & set(result.get("restored", [])):
             self.bus.publish("enroll", {"reason": "restore"})  # the gallery reloads
         return result
+
+    def preview_restore(self, archive: str, target: str | None = None) -> dict[str, Any]:
+        """The security-relevant settings a restore of ``archive`` would change (and their digest)."""
+        return preview_settings(self.settings, self.lock, self.read_keys(),
+                                lambda download: self.resolve_archive(archive, download, target))
 
     def recover(self) -> str | None:
         """Finish or discard a restore that was cut short (see edge.backup.restore)."""
