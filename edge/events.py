@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from edge.db.events import EventStore
+from edge.files import inside
 from edge.telemetry.storage import DiskFullState
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,12 @@ class Retention:
         return self.min_free_mb > 0 and free_mb(self.data_dir) < self.min_free_mb * margin
 
     def _unlink(self, relative: str) -> bool:
-        path = self.data_dir / relative
+        # The row may come from a restored archive: only a file under snapshots/ is deleted.
+        path = inside(self.data_dir, relative)
+        if path is None or not path.is_relative_to(self.snapshot_root.resolve()):
+            log.warning("ignoring the snapshot path %r of an event: it is not inside %s", relative[:200],
+                        self.snapshot_root)
+            return False
         try:
             path.unlink()
             return True

@@ -50,3 +50,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Writer, *, mode: in
     fsync_dir(final.parent)
     return final
 
+
+
+def inside(root: str | os.PathLike[str], stored: str | os.PathLike[str]) -> Path | None:
+    """``stored`` (a path read from the database or an archive, relative to ``root``) as a
+    path inside ``root``, or None when it is absolute, climbs out with '..', holds a NUL or
+    resolves (through links) outside ``root``: such a value is not ours to touch."""
+    text = os.fspath(stored)
+    if not text or "\x00" in text or os.path.isabs(text):
+        return None
+    base = Path(root).resolve()
+    candidate = (base / text).resolve()
+    return candidate if candidate != base and candidate.is_relative_to(base) else None

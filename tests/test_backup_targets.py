@@ -98,6 +98,18 @@ def test_usb_mount_point_label_pin_and_full_target(tmp_path: Path, tmpfs) -> Non
     assert integrity(full_settings.db_path) == "ok"
 
 
+@needs_root
+def test_usb_subdir_with_device_placeholder_creates_its_parents_on_a_fresh_drive(tmp_path: Path, tmpfs) -> None:
+    """Issue 13, item 7: subdir "fleet/{device_id}" on an empty drive (before: No such file)."""
+    drive = tmpfs("fresh", "8m")
+    _settings, manager = make_env(tmp_path / "dev", people=1, targets=[
+        {"name": "usb", "type": "usb", "path": str(drive), "subdir": "fleet/{device_id}"}])
+    result = manager.create(include=["db"])
+    assert result["ok"], result
+    assert _files(drive / "fleet" / "dev-test") == [result["name"]]
+    assert manager.verify(result["name"], target="usb")["ok"]
+
+
 @pytest.fixture(scope="module")
 def samba(tmp_path_factory: pytest.TempPathFactory):
     from tests.support.samba import Samba, samba_unavailable_reason

@@ -2,6 +2,8 @@
 the bus, the result on the page; and the one check of an ``include`` choice."""
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,34 @@ def test_web_restore_failure_is_reported_both_ways(site: dict[str, Any]) -> None
     assert manager.wait(job_id, 60)["state"] == "failed"
     done = client.get(f"/backups?done={job_id}").get_data(as_text=True)
     assert "Restore failed:" in done and "does not contain faces" in done
+
+
+def test_web_wizard_lists_security_changes_and_restores_only_when_exactly_those_are_confirmed(
+        site: dict[str, Any]) -> None:
+    """Issue 13, item 2: an archive whose settings switch web.public_read on."""
+    ctx, client = site["ctx"], site["client"]
+    source = ctx.settings.source
+    original = source.read_text()
+    doc = json.loads(original)
+    doc["web"]["public_read"] = True
+    source.write_text(json.dumps(doc))
+    name = ctx.backups.create(include=["settings"])["name"]
+    source.write_text(original)
+
+    page = html.unescape(client.get("/backups/confirm", query_string={
+        "action": "restore", "target": "local", "name": name}).get_data(as_text=True))
+    assert 'id="security-changes"' in page
+    assert "web.public_read (reading the status page without logging in): false -> true" in page
+    digest = ctx.backups.preview_restore(name, target="local")["digest"]
+    assert f'name="accept_security" value="{digest}" required' in page
+
+    form = {"csrf_token": site["token"], "target": "local", "name": name, "confirm": "yes"}
+    refused = client.post("/backups/restore", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "restore refused (not confirmed)" in html.unescape(refused)
+    assert source.read_text() == original
+    stale = client.post("/backups/restore", data=dict(form, accept_security="0123456789abcdef"),
+                        follow_redirects=True).get_data(as_text=True)
+    assert "differ from the changes confirmed" in html.unescape(stale) and source.read_text() == original
+    done = client.post("/backups/restore", data=dict(form, accept_security=digest), follow_redirects=True)
+    assert f"Restored {name} (settings)." in done.get_data(as_text=True)
+    assert json.loads(source.read_text())["web"]["public_read"] is True

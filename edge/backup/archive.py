@@ -219,9 +219,10 @@ def verify_archive(archive: Path, staging: Path, keys: crypto.KeySource | None,
     zip_path = archive
     total = max(archive.stat().st_size, 1)
     if crypto.is_encrypted(archive):
+        crypto.check_header(archive, label)  # a crafted header is refused before any work
         if keys is None:
             raise ArchiveError(f"{label}: the archive is encrypted; set backup.encrypt.passphrase or "
-                               "key_file (or pass --passphrase-file)")
+                               "key_file (or pass --key-file)")
         zip_path = staging / "archive.zip"
         done = 0
 

@@ -12,9 +12,11 @@ The header holds the KDF parameters and salt, the cipher, the chunk size, a rand
 touching the header, fails authentication. Memory use is one chunk, whatever the size.
 
 The key is scrypt(passphrase or key-file bytes, salt, n=2**15, r=8, p=1): salted and slow,
-so a stolen archive cannot be brute-forced cheaply. A wrong key is detected by the
-key-check tag before any data is decrypted and reported as such; a damaged archive
-fails on the chunk that is damaged.
+so a stolen archive cannot be brute-forced cheaply. A reader accepts only n from 2**14 to
+2**16 with r=8 and p=1 (at most 64 MiB and about a second): the header is the attacker's,
+and a crafted one asking for n=2**20, r=32 would cost gigabytes before the key check.
+A wrong key is detected by the key-check tag before any data is decrypted and reported
+as such; a damaged archive fails on the chunk that is damaged.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,6 +40,9 @@ TAG = 16
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 _CHECK_AAD = b"facepro backup key check"
 MAX_HEADER = 4096
+# What a reader accepts from a header (see the module docstring); the writer uses SCRYPT_*.
+ACCEPTED_N = (1 << 14, 1 << 15, 1 << 16)
+ACCEPTED_R, ACCEPTED_P = (8,), (1,)
 
 
 class CryptoError(FaceproError):
@@ -122,9 +127,10 @@ def _read_full(src: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def decrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource, label: str = "archive",
-                   progress: Callable[[int], None] | None = None) -> None:
-    """Decrypt ``src`` into ``dst``; raises :class:`CryptoError` with a clear reason."""
+def read_header(src: BinaryIO, label: str = "archive") -> tuple[dict[str, Any], bytes]:
+    """The parsed header and its raw bytes (the associated data of every chunk). Refuses a
+    header that is malformed or asks for KDF parameters outside the accepted range, in one
+    line, before any key is derived."""
     magic = src.read(len(MAGIC))
     if magic != MAGIC:
         raise CryptoError(f"{label}: not an encrypted facepro backup")
@@ -139,21 +145,37 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource, label: str = "
         meta = json.loads(header_json)
         if meta["cipher"] != "AES-256-GCM" or meta["kdf"] != "scrypt":
             raise CryptoError(f"{label}: unsupported cipher {meta['cipher']!r} / kdf {meta['kdf']!r}")
-        salt = base64.b64decode(meta["salt"])
-        prefix = base64.b64decode(meta["nonce_prefix"])
-        check = base64.b64decode(meta["key_check"])
-        chunk_size = int(meta["chunk_size"])
-        n, r, p = int(meta["n"]), int(meta["r"]), int(meta["p"])
+        parsed: dict[str, Any] = {
+            "salt": base64.b64decode(meta["salt"]), "prefix": base64.b64decode(meta["nonce_prefix"]),
+            "check": base64.b64decode(meta["key_check"]), "chunk_size": int(meta["chunk_size"]),
+            "n": int(meta["n"]), "r": int(meta["r"]), "p": int(meta["p"])}
     except CryptoError:
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise CryptoError(f"{label}: corrupted encryption header") from exc
-    if len(prefix) != 7 or not 1024 <= chunk_size <= 64 << 20 or n > 1 << 20 or r > 32 or p > 16:
+    n, r, p = parsed["n"], parsed["r"], parsed["p"]
+    if n not in ACCEPTED_N or r not in ACCEPTED_R or p not in ACCEPTED_P:
+        raise CryptoError(f"{label}: refused: the encryption header asks for scrypt n={n}, r={r}, p={p}; "
+                          "facepro accepts only n=16384..65536 (a power of two), r=8, p=1")
+    if len(parsed["prefix"]) != 7 or not 1024 <= parsed["chunk_size"] <= 64 << 20:
         raise CryptoError(f"{label}: corrupted encryption header")
-    header = MAGIC + raw_len + header_json
-    aead = AESGCM(keys.derive(salt, n, r, p))
+    return parsed, MAGIC + raw_len + header_json
+
+
+def check_header(path: Path, label: str) -> None:
+    """Read and check only the header of an encrypted file (cheap; no key is derived)."""
+    with open(path, "rb") as fh:
+        read_header(fh, label)
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, keys: KeySource, label: str = "archive",
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Decrypt ``src`` into ``dst``; raises :class:`CryptoError` with a clear reason."""
+    meta, header = read_header(src, label)
+    prefix, chunk_size = meta["prefix"], meta["chunk_size"]
+    aead = AESGCM(keys.derive(meta["salt"], meta["n"], meta["r"], meta["p"]))
     try:
-        aead.decrypt(_nonce(prefix, 0xFFFFFFFF, True), check, _CHECK_AAD)
+        aead.decrypt(_nonce(prefix, 0xFFFFFFFF, True), meta["check"], _CHECK_AAD)
     except InvalidTag:
         raise CryptoError(f"{label}: wrong passphrase or key file (the key check failed)") from None
     counter = 0

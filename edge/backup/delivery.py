@@ -59,6 +59,16 @@ def deliver(built: BuiltArchive, targets: list[Target], *, device_id: str, store
                     entry["pruned"] = prune_target(t, int(keep), device_id, store, record=record)
                 except (TargetError, OSError) as exc:
                     log.warning("pruning %s failed: %s", t.name, exc)
+                if built.path.name in entry.get("pruned", []):
+                    # Retention removing what was just written means it was tricked (or broken):
+                    # a failed backup, so the backup_failed alert fires, never a quiet "ok".
+                    entry["ok"] = False
+                    entry["error"] = f"{t.describe()}: {built.path.name} was removed by retention right after it " \
+                                     "was written"
+                    log.error("backup to %s failed: %s", t.name, entry["error"])
+                    if record:
+                        store.record("create", "failed", target=t.name, archive=built.path.name,
+                                     error=entry["error"], includes=includes, started_at=started_at)
         t.close()
         results.append(entry)
     return results

@@ -29,11 +29,12 @@ from edge.backup.faults import pause_point
 from edge.backup.jobs import Bus, JobRunner
 from edge.backup.lock import BackupLock
 from edge.backup.pacing import remove_tree_gently
-from edge.backup.restore import recover_interrupted_restore, restore_archive
+from edge.backup.restore import preview_settings, recover_interrupted_restore, restore_archive
 from edge.backup.retention import prune_target
 from edge.backup.status import backup_status
 from edge.backup.target_specs import TargetSpecs, make_target
 from edge.backup.targets import LocalTarget, Target, TargetError
+from edge.backup.verify import check_members
 from edge.config import Settings
 from edge.db.backup_runs import BackupRunStore
 from edge.metrics import Metrics
@@ -157,12 +158,14 @@ class BackupManager:
         self.specs.targets(target)
         return self.jobs.start("create", lambda progress: self.create(target, include, progress))
 
-    def start_restore(self, archive: str, include: Include = None, target: str | None = None) -> str:
+    def start_restore(self, archive: str, include: Include = None, target: str | None = None,
+                      accept_security: str | None = None) -> str:
         """Run :meth:`restore` in a thread; returns a job id for :meth:`job`."""
         if include is not None:
             self._includes(include)
         return self.jobs.start("restore", lambda progress: self.restore(archive, include, target=target,
-                                                                        progress=progress),
+                                                                        progress=progress,
+                                                                        accept_security=accept_security),
                                archive=Path(str(archive)).name)
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -174,15 +177,18 @@ class BackupManager:
 
     # -- list / delete / prune / verify / import -------------------------------------------
     def list(self, target: str | None = None) -> list[dict[str, Any]]:
-        """Archives on each target (or one), oldest first; unreachable targets are skipped
-        with an ``error`` entry."""
+        """Archives on each target (or one), oldest first by name; ``origin`` says whether
+        this device wrote it (``own``, what retention counts), it was ``imported``, or the
+        log does not know it (``unknown``). Unreachable targets get an ``error`` entry."""
         items: list[dict[str, Any]] = []
         specs = [self.specs.named(target)] if target else self.specs.enabled()
         for spec in specs:
             t = make_target(spec)
             try:
                 t.check()
-                items.extend(t.backups())
+                own, imported = set(self.store.own_archives(t.name)), self.store.imported_archives(t.name)
+                items.extend(dict(b, origin="own" if b["name"] in own else "imported" if b["name"] in imported
+                                  else "unknown") for b in t.backups())
             except (TargetError, OSError) as exc:
                 if target:
                     raise BackupError(str(exc)) from exc
@@ -263,7 +269,8 @@ class BackupManager:
 
     def verify(self, archive: str | Path, target: str | None = None, key_file: str | Path | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
-        """Check an archive completely (decryption, manifest, every checksum) without restoring."""
+        """Check an archive completely without restoring: decryption, manifest, every checksum,
+        then every member opened for what it claims (:mod:`edge.backup.verify`)."""
         verify_root = self.data_dir / VERIFY_DIR  # not under STAGING_DIR: create() sweeps that one
         for stale in verify_root.glob("*") if verify_root.is_dir() else []:
             with contextlib.suppress(OSError):
@@ -276,6 +283,7 @@ class BackupManager:
             verified = arc.verify_archive(path, staging / "check", self.read_keys(key_file), extract=True,
                                           progress=progress, label=label)
             manifest = verified.manifest
+            contents = check_members(verified, label)
         except (arc.ArchiveError, crypto.CryptoError) as exc:
             self.store.record("verify", "failed", target=target, archive=Path(str(archive)).name, error=str(exc),
                               duration_s=time.monotonic() - started)
@@ -287,7 +295,7 @@ class BackupManager:
         self.store.record("verify", "ok", target=target, archive=Path(str(archive)).name,
                           duration_s=time.monotonic() - started, includes=manifest["includes"])
         return {"ok": True, "archive": label, "manifest": {k: v for k, v in manifest.items() if k != "members"},
-                "members": len(manifest["members"])}
+                "members": len(manifest["members"]), "contents": contents}
 
     def import_archive(self, path: str | Path, key_file: str | Path | None = None) -> dict[str, Any]:
         """Verify an uploaded archive, then store it in the first local target."""
@@ -318,17 +326,24 @@ class BackupManager:
     # -- restore ---------------------------------------------------------------------------
     def restore(self, archive: str | Path, include: Include = None, target: str | None = None,
                 key_file: str | Path | None = None, progress: Progress | None = None,
-                pre_backup: bool = True) -> dict[str, Any]:
-        """Restore ``include`` (default: all the archive holds); see :mod:`edge.backup.restore`."""
+                pre_backup: bool = True, accept_security: str | None = None) -> dict[str, Any]:
+        """Restore ``include`` (default: all the archive holds); see :mod:`edge.backup.restore`.
+        Security-relevant settings changes need ``accept_security`` ("all" or their digest)."""
         includes = self._includes(include) if include is not None else None
         result = restore_archive(
             self.settings, archive, includes, lock=self.lock, keys=self.read_keys(key_file),
             resolve=lambda download: self.resolve_archive(archive, download, target), store=self.store,
-            pre_backup=self._pre_restore_backup if pre_backup else None, progress=progress)
+            pre_backup=self._pre_restore_backup if pre_backup else None, progress=progress,
+            accept_security=accept_security)
         self._status_cache = None
         if self.bus is not None and {"db", "faces"} & set(result.get("restored", [])):
             self.bus.publish("enroll", {"reason": "restore"})  # the gallery reloads
         return result
+
+    def preview_restore(self, archive: str, target: str | None = None) -> dict[str, Any]:
+        """The security-relevant settings a restore of ``archive`` would change (and their digest)."""
+        return preview_settings(self.settings, self.lock, self.read_keys(),
+                                lambda download: self.resolve_archive(archive, download, target))
 
     def recover(self) -> str | None:
         """Finish or discard a restore that was cut short (see edge.backup.restore)."""

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from edge.backup import archive as arc
-from edge.backup import crypto
+from edge.backup import crypto, restore_settings
 from edge.backup.errors import BackupError
 from edge.backup.faults import pause_point
 from edge.backup.lock import BackupLock
-from edge.config import ConfigError, Settings, load_settings
+from edge.config import ConfigError, Settings, default_settings_text, load_settings
 from edge.db.archive_db import (
     carry_backup_log,
     checkpoint_truncate,
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 RESTORE_DIR = ".restore"
 JOURNAL = "restore.journal"
-MASK = "***"
 DEVICE_OWN_SECTIONS = ("paths", "database")  # the device's own layout survives a settings restore
 
 Progress = Callable[[float, str], None]
@@ -109,28 +108,12 @@ def _apply(settings: Settings, journal: dict[str, Any]) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _merge_settings(backup: Any, current: Any) -> Any:
-    """The backup's settings with masked secrets taken from the current file (or null)."""
-    if isinstance(backup, dict):
-        cur = current if isinstance(current, dict) else {}
-        return {k: _merge_settings(v, cur.get(k)) for k, v in backup.items()}
-    if isinstance(backup, list):
-        cur_list = current if isinstance(current, list) else []
-        by_name = {c.get("name"): c for c in cur_list if isinstance(c, dict) and c.get("name")}
-        merged = []
-        for i, item in enumerate(backup):
-            match = by_name.get(item.get("name")) if isinstance(item, dict) else None
-            if match is None and i < len(cur_list):
-                match = cur_list[i] if not isinstance(item, dict) or not item.get("name") else None
-            merged.append(_merge_settings(item, match))
-        return merged
-    if backup == MASK:
-        return current if current != MASK else None
-    return backup
+def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging: Path, accept: str | None,
+                      result: dict[str, Any]) -> str | None:
+    """Write the merged, validated settings into staging; returns the destination path.
 
-
-def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging: Path) -> str | None:
-    """Write the merged, validated settings into staging; returns the destination path."""
+    Masked secrets follow only an unchanged endpoint (see :mod:`edge.backup.restore_settings`);
+    security-relevant changes are refused unless ``accept`` is ``"all"`` or their digest."""
     dest = settings.source
     if dest is None:
         raise RestoreError("settings: this facepro runs without a device settings file (--config), "
@@ -144,7 +127,10 @@ def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging
     if Path(dest).is_file():
         with contextlib.suppress(json.JSONDecodeError, OSError):
             current = json.loads(Path(dest).read_text(encoding="utf-8"))
-    merged = _merge_settings(backup, current)
+    if not isinstance(backup, dict):
+        raise RestoreError("settings.json in the archive is not a JSON object")
+    defaults = json.loads(default_settings_text())
+    merged, cleared = restore_settings.prepare(backup, current, settings.data, defaults)
     for section in DEVICE_OWN_SECTIONS:
         if section in current:
             merged[section] = current[section]
@@ -155,11 +141,17 @@ def _prepare_settings(settings: Settings, verified: arc.VerifiedArchive, staging
     text = json.dumps(merged, indent=2) + "\n"
     try:
         check.write_text(text)  # beside the destination so relative paths resolve the same way
-        load_settings(check, env={})
+        restored = load_settings(check, env={})
     except ConfigError as exc:
         raise RestoreError(f"the archive's settings are not valid for this facepro: {exc}") from None
     finally:
         check.unlink(missing_ok=True)
+    changes = restore_settings.security_changes(settings.data, restored.data)
+    result["security_changes"], result["secrets_cleared"] = changes, cleared
+    if changes and accept not in ("all", restore_settings.digest(changes)):
+        raise SecurityChangesRefused(changes, accept is not None)
+    for key in cleared:
+        log.warning("restore: %s left empty: the restored settings point it at another host, port or user", key)
     write_atomic(prepared, text.encode())  # read back after the commit point: it must be on disk
     return str(dest)
 
@@ -168,10 +160,22 @@ class RestoreError(FaceproError):
     """The restore was refused or failed before anything changed."""
 
 
+class SecurityChangesRefused(RestoreError):
+    """The archive's settings change security-relevant settings that were not accepted."""
+
+    def __init__(self, changes: list[str], confirmed_other: bool = False) -> None:
+        self.changes = changes
+        self.digest = restore_settings.digest(changes)
+        why = "they differ from the changes confirmed" if confirmed_other else "not confirmed"
+        super().__init__(f"restore refused ({why}): the archive's settings change security-relevant settings: "
+                         f"{'; '.join(changes)}; to restore them, confirm these changes "
+                         "(facepro backup restore --accept-security-changes)", exit_code=2)
+
+
 def restore_archive(settings: Settings, archive: str | Path, includes: list[str] | None, *,
                     lock: BackupLock, keys: crypto.KeySource | None, resolve: Resolve,
                     store: BackupRunStore, pre_backup: PreBackup | None = None,
-                    progress: Progress | None = None) -> dict[str, Any]:
+                    progress: Progress | None = None, accept_security: str | None = None) -> dict[str, Any]:
     """Restore ``includes`` (None: all the archive holds) from ``archive`` under ``lock``.
 
     ``resolve`` finds the archive, ``keys`` decrypt it, ``pre_backup`` (when given) saves
@@ -211,7 +215,8 @@ def restore_archive(settings: Settings, archive: str | Path, includes: list[str]
                 result["migrated"] = _prepare_db(verified, label, staging, settings.db_path)
             if "faces" in wanted:
                 verified.faces_dir.mkdir(exist_ok=True)  # an empty faces/ restores as empty
-            settings_dest = _prepare_settings(settings, verified, staging) if "settings" in wanted else None
+            settings_dest = _prepare_settings(settings, verified, staging, accept_security, result) \
+                if "settings" in wanted else None
             if pre_backup is not None:
                 report(0.55, "backing up the current state")
                 result["pre_restore_backup"] = pre_backup()
@@ -227,7 +232,7 @@ def restore_archive(settings: Settings, archive: str | Path, includes: list[str]
                 shutil.rmtree(staging, ignore_errors=True)
             store.record("restore", "failed", archive=Path(label).name, error=str(exc),
                          duration_s=time.monotonic() - started, includes=includes)
-            raise BackupError(str(exc)) from exc
+            raise BackupError(str(exc), exit_code=exc.exit_code) from exc
         except BaseException:
             if not (data_dir / JOURNAL).exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -261,3 +266,26 @@ def _prepare_db(verified: arc.VerifiedArchive, label: str, staging: Path, live_d
         checkpoint_truncate(migrator.conn)
     shutil.rmtree(staging / "pre-migrate", ignore_errors=True)
     return applied
+
+
+def preview_settings(settings: Settings, lock: BackupLock, keys: crypto.KeySource | None,
+                     resolve: Resolve) -> dict[str, Any]:
+    """What restoring the archive's settings would change, without changing anything:
+    {security_changes, digest, secrets_cleared} (empty lists when it holds no settings).
+    The web wizard shows these and asks for exactly them to be confirmed."""
+    staging = settings.data_dir / f"{RESTORE_DIR}-preview"
+    with lock.exclusive():
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            path, label = resolve(staging / "download")
+            verified = arc.verify_archive(path, staging / "check", keys, extract=True, label=label)
+            found: dict[str, Any] = {"security_changes": [], "secrets_cleared": []}
+            if verified.settings_path is not None and settings.source is not None:
+                _prepare_settings(settings, verified, staging, "all", found)
+        except (arc.ArchiveError, crypto.CryptoError, RestoreError) as exc:
+            raise BackupError(str(exc), exit_code=exc.exit_code) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    found["digest"] = restore_settings.digest(found["security_changes"])
+    return found

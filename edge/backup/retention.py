@@ -1,8 +1,15 @@
-"""Retention: which of this device's archives on a target are deleted."""
+"""Retention: which of this device's archives on a target are deleted.
+
+Only what the device recorded counts: its own archives are the ones its backup log shows
+it wrote to that target (``create`` ok), ordered by the log, never by file names anyone can
+choose. Imported archives, other devices' archives and files the log does not know are
+never counted towards ``keep`` and never deleted here (``backup delete`` removes them).
+"""
 from __future__ import annotations
 
 import logging
 
+from edge.backup.archive import parse_name
 from edge.backup.targets import Target
 from edge.db.backup_runs import BackupRunStore
 
@@ -10,27 +17,23 @@ log = logging.getLogger(__name__)
 
 
 def prune_target(t: Target, keep: int, device_id: str, store: BackupRunStore, record: bool = True) -> list[str]:
-    """Delete this device's archives beyond the newest ``keep``, but never the last good one.
+    """Delete this device's own archives beyond the newest ``keep`` (by its backup log).
 
-    Good = recorded in backup_runs as written-and-verified (or verified/imported later).
-    With no known good archive on the target nothing is deleted. Returns the removed names.
+    The newest one the device wrote itself (written and read back, so good) is always among
+    those kept. Returns the removed names.
     """
-    mine = [b for b in t.backups() if b["device"] == device_id]
-    good = store.good_archives(t.name)
-    if not any(b["name"] in good for b in mine):
-        if len(mine) > keep:
-            log.warning("%s: not pruning: no archive there is known to be good", t.describe())
-        return []
-    kept = {b["name"] for b in mine[-keep:]}
-    if not kept & good:
-        newest_good = [b["name"] for b in mine if b["name"] in good][-1]
-        kept.add(newest_good)
+    present = {name for name in t.names() if parse_name(name) is not None}
+    own = [name for name in store.own_archives(t.name) if name in present]
     removed = []
-    for b in mine:
-        if b["name"] not in kept:
-            t.remove(b["name"])
-            removed.append(b["name"])
-            log.info("retention: removed %s from %s", b["name"], t.name)
+    for name in own[:-keep] if keep >= 1 else []:
+        t.remove(name)
+        removed.append(name)
+        log.info("retention: removed %s from %s", name, t.name)
+    unknown = present - set(own) - store.imported_archives(t.name)
+    mine_unknown = sorted(n for n in unknown if (parse_name(n) or {}).get("device") == device_id)
+    if mine_unknown:
+        log.debug("%s: %d archive(s) named for this device are not in its backup log; not pruned",
+                  t.describe(), len(mine_unknown))
     if removed and record:
         store.record("prune", "ok", target=t.name, archive=",".join(removed))
     return removed

@@ -280,7 +280,7 @@ class MountTarget(LocalTarget):
         self._check_pin(mount)
         if self.dir != self.path:
             try:
-                self.dir.mkdir(exist_ok=True)
+                self.dir.mkdir(parents=True, exist_ok=True)  # "fleet/{device_id}" on a fresh drive
             except OSError as exc:
                 raise TargetError(f"{self.describe()}: cannot create {self.dir}: {exc.strerror}") from exc
         if not os.access(self.dir, os.W_OK):

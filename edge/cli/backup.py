@@ -91,7 +91,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             raise FaceproError("restore cancelled")
     result = manager.restore(args.archive, include=args.include, target=args.target, key_file=args.key_file,
-                             progress=progress_printer(not args.json))
+                             progress=progress_printer(not args.json),
+                             accept_security="all" if args.accept_security_changes else None)
     end_progress(not args.json)
     if args.json:
         print_json(result)
@@ -101,6 +102,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
               f"{result.get('pre_restore_backup') or '(nothing to save)'}")
         if result.get("migrated"):
             print(f"database migrated forward: {', '.join(f'{v:03d}' for v in result['migrated'])}")
+        for line in result.get("security_changes") or []:
+            print(f"security-relevant change accepted: {line}")
+        for key in result.get("secrets_cleared") or []:
+            print(f"{key}: left empty (the restored settings point it at another host, port or user); set it again")
     return 0
 
 
@@ -209,6 +214,9 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--include", type=_include, metavar="PARTS", help="db,faces,settings (default: all in the archive)")
     p.add_argument("--key-file", metavar="PATH", help="key file to decrypt with (default: backup.encrypt)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--accept-security-changes", action="store_true",
+                   help="restore settings that change public read, MQTT/SMB endpoints, TLS or encryption "
+                        "(without it such a restore lists them and is refused)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_restore)
 

@@ -31,7 +31,7 @@ from edge.config.validate import (
     validate,
 )
 
-__all__ = ["ConfigError", "Settings", "default_settings_text", "load_settings"]
+__all__ = ["ConfigError", "Settings", "check_document", "default_settings_text", "load_settings"]
 
 
 DEFAULTS_NAME = "settings.json"
@@ -127,11 +127,27 @@ def load_settings(
     return settings
 
 
+def check_document(text: str, label: str) -> None:
+    """Check a settings file's text as :func:`load_settings` would (JSON, every key, the checks
+    across keys, merged over the shipped defaults) without reading files, applying the
+    environment or registering secrets: for a settings file that arrives in an archive."""
+    device = _parse_json(text, label)
+    if not isinstance(device, dict):
+        raise ConfigError(f"{label}: the top level must be a JSON object")
+    validate(device, SCHEMA, label, "", partial=True)
+    data = merge(_parse_json(default_settings_text(), "defaults"), device)
+    apply_item_defaults(data, SCHEMA)
+    validate(data, SCHEMA, label, "")
+    check_semantics(data, label)
+
+
 def _parse_json(text: str, label: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text)  # NaN and Infinity parse; validate() refuses them by key
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{label}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting too deep
+        raise ConfigError(f"{label}: invalid JSON: {str(exc).splitlines()[0] or type(exc).__name__}") from None
 
 
 def _env_value(var: str, raw: str, typ: type) -> Any:

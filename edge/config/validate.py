@@ -3,14 +3,16 @@ checks across keys, item defaults, path resolution, merging and secret discovery
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edge.config.cameras import check_cameras
 from edge.config.errors import ConfigError
-from edge.config.schema import Field, Item, ListOf
+from edge.config.schema import MAX_STRING, PATTERN_HINTS, Field, Item, ListOf
 from edge.schedule import ScheduleError, parse_schedule
 
 
@@ -46,8 +48,23 @@ def _check_field(value: Any, spec: Field, label: str, key: str) -> None:
     if spec.choices is not None and value not in spec.choices:
         allowed = ", ".join(repr(c) for c in spec.choices)
         raise ConfigError(f"{label}: key {key}: {value!r} is not one of {allowed}")
-    if spec.minimum is not None and isinstance(value, (int, float)) and value < spec.minimum:
-        raise ConfigError(f"{label}: key {key}: {value!r} is below the minimum {spec.minimum:g}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{label}: key {key}: {value!r} is not a finite number")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            raise ConfigError(f"{label}: key {key}: {value!r} is below the minimum {spec.minimum:g}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise ConfigError(f"{label}: key {key}: {value!r} is above the maximum {spec.maximum:g}")
+    if isinstance(value, str):
+        limit = spec.max_length or MAX_STRING
+        if len(value) > limit:
+            raise ConfigError(f"{label}: key {key}: longer than {limit} characters")
+        if "\x00" in value:
+            raise ConfigError(f"{label}: key {key}: contains a NUL character")
+        if spec.pattern is not None and not re.match(spec.pattern, value):
+            shown = "***" if spec.secret else repr(value)
+            hint = PATTERN_HINTS.get(spec.pattern, f"the pattern {spec.pattern}")
+            raise ConfigError(f"{label}: key {key}: {shown} is not valid (expected {hint})")
 
 
 def validate(node: Any, spec: Any, label: str, prefix: str, partial: bool = False) -> None:

@@ -98,3 +98,20 @@ def carry_backup_log(live_db: Path, staged: sqlite3.Connection) -> None:
     except BaseException:
         staged.rollback()
         raise
+
+
+def inspect_snapshot(path: Path) -> tuple[str, list[int]]:
+    """(``integrity_check``'s first line, the applied migration versions) of a database file
+    from an archive, opened read-only. Raises ``sqlite3.Error`` for a file SQLite cannot read;
+    versions are [] when it has no ``schema_migrations`` table."""
+    conn = connect(path, readonly=True)
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")  # the file is the archive's: run none of its SQL functions
+        check = integrity(conn)
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'").fetchone() \
+                is None:
+            return check, []
+        versions = [int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    finally:
+        conn.close()
+    return check, versions

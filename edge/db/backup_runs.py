@@ -92,3 +92,33 @@ class BackupRunStore:
             return {row[0] for row in rows}
         finally:
             conn.close()
+
+    def own_archives(self, target: str) -> list[str]:
+        """Archives this device wrote to ``target`` itself (a successful ``create``), oldest
+        first by the log's own order: the row id, which the device assigns as it goes, never
+        the archive's name. An archive imported under a name after it was created is not
+        the device's own any more."""
+        conn = self._conn()
+        if conn is None:
+            return []
+        try:
+            rows = conn.execute(
+                "SELECT archive, MAX(id) AS created FROM backup_runs c WHERE target = ? AND operation = 'create'"
+                " AND result = 'ok' AND archive IS NOT NULL AND NOT EXISTS (SELECT 1 FROM backup_runs i"
+                " WHERE i.target = c.target AND i.archive = c.archive AND i.operation = 'import' AND i.id > c.id)"
+                " GROUP BY archive ORDER BY created", (target,)).fetchall()
+            return [row[0] for row in rows]
+        finally:
+            conn.close()
+
+    def imported_archives(self, target: str) -> set[str]:
+        """Archives that arrived on ``target`` by import (web upload), not written by this device."""
+        conn = self._conn()
+        if conn is None:
+            return set()
+        try:
+            rows = conn.execute("SELECT DISTINCT archive FROM backup_runs WHERE target = ? AND operation = 'import'"
+                                " AND archive IS NOT NULL", (target,)).fetchall()
+            return {row[0] for row in rows}
+        finally:
+            conn.close()

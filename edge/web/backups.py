@@ -135,13 +135,28 @@ def what_restore_overwrites(ctx: ServiceContext, backup: dict[str, Any], include
     return [where[p] for p in INCLUDE_CHOICES if p in parts]
 
 
-def start_restore(ctx: ServiceContext, target: Any, name: Any, include: Any = None) -> str:
-    """Start a restore job (progress like a backup job's); returns its id."""
+def security_preview(ctx: ServiceContext, backup: dict[str, Any]) -> dict[str, Any]:
+    """The security-relevant settings restoring ``backup`` changes: {security_changes, digest,
+    secrets_cleared}; the wizard lists them and asks for exactly those to be confirmed."""
+    if backup.get("include") and "settings" not in backup["include"]:
+        return {"security_changes": [], "secrets_cleared": [], "digest": ""}
+    try:
+        return dict(_manager(ctx).preview_restore(backup["name"], target=backup.get("target")))
+    except Exception as exc:
+        raise ActionError(f"cannot read the archive's settings: {exc}", 400) from exc
+
+
+def start_restore(ctx: ServiceContext, target: Any, name: Any, include: Any = None,
+                  accept_security: Any = None) -> str:
+    """Start a restore job (progress like a backup job's); returns its id. ``accept_security``
+    is the digest of the security-relevant changes the technician confirmed."""
     backup = find_backup(ctx, target, name)
     include = _check_include(include)
     manager = _manager(ctx)
+    accepted = accept_security if isinstance(accept_security, str) and accept_security.isalnum() else None
     try:
-        job_id = manager.start_restore(backup["name"], include=include, target=backup.get("target") or target)
+        job_id = manager.start_restore(backup["name"], include=include, target=backup.get("target") or target,
+                                       accept_security=accepted)
     except Exception as exc:
         raise ActionError(f"restore could not start: {masked(str(exc))}", 409) from exc
     log.info("restore job %s of %s from %s started from the status page", job_id, backup["name"],

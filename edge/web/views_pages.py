@@ -161,8 +161,14 @@ def backups_confirm() -> Any:
     except ActionError as exc:
         return fail(exc, "pages.backups")
     overwrites = backup_actions.what_restore_overwrites(ctx(), backup, None) if action == "restore" else []
+    security: dict[str, Any] = {"security_changes": [], "secrets_cleared": [], "digest": ""}
+    if action == "restore":
+        try:
+            security = backup_actions.security_preview(ctx(), backup)
+        except ActionError as exc:
+            return fail(exc, "pages.backups")
     return render_template("backup_confirm.html", action=action, backup=backup, target=target,
-                           overwrites=overwrites, include_labels=backup_actions.INCLUDE_LABELS)
+                           overwrites=overwrites, include_labels=backup_actions.INCLUDE_LABELS, security=security)
 
 
 @bp.post("/backups/restore")
@@ -171,7 +177,8 @@ def backups_restore() -> Any:
         return fail(ActionError("restore not confirmed"), "pages.backups")
     try:
         target, name = _selected()
-        job_id = backup_actions.start_restore(ctx(), target, name, request.form.getlist("include") or None)
+        job_id = backup_actions.start_restore(ctx(), target, name, request.form.getlist("include") or None,
+                                              request.form.get("accept_security"))
         if request.form.get("poll") == "1":  # set by app.js: the page shows the job's progress
             return redirect(url_for("pages.backups", job=job_id), 303)
         job = backup_actions.wait_restore(ctx(), job_id)

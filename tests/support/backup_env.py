@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge.backup.manager import BackupManager
@@ -64,7 +65,8 @@ def seed_data(settings: Settings, people: int = 3, events: int = 200) -> None:
                 emb /= np.linalg.norm(emb)
                 rel = f"person-{p}/{k}.jpg"
                 (faces / f"person-{p}").mkdir(parents=True, exist_ok=True)
-                (faces / rel).write_bytes(rng.bytes(3000 + 500 * k))
+                noise = rng.integers(0, 256, (40 + 8 * k, 40, 3), dtype=np.uint8)
+                (faces / rel).write_bytes(cv2.imencode(".jpg", noise)[1].tobytes())  # a real, decodable image
                 if "image_path" in cols:
                     conn.execute("INSERT INTO face_encodings (user_id, encoding, image_path) VALUES (?,?,?)",
                                  (uid, emb.tobytes(), rel))
