@@ -110,7 +110,7 @@ CASES = {
     "face-damaged": (lambda real, tmp: {FACE: b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x40\x00\x40" + b"\x00" * 2000},
                      None, r"member 'faces/person-0/0\.jpg' does not decode"),
     "face-png-bomb": (lambda real, tmp: {FACE: _png_bomb()}, None,
-                      r"member 'faces/person-0/0\.jpg': a png of 25000x25000 pixels is refused"),
+                      r"member 'faces/person-0/0\.jpg': a PNG of 25000x25000 pixels is refused"),
     "unknown-member": (lambda real, tmp: {"notes/readme.txt": b"hello"}, None,
                        r"member 'notes/readme\.txt' is not part of a facepro backup"),
     "includes-lie": (lambda real, tmp: {}, ["faces", "settings"],

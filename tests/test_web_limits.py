@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.images import MAX_PIXELS, ImageRefused, check_image_header, image_size
 from edge.logs import setup_logging
-from edge.pipeline.image_limits import MAX_PIXELS, ImageRefused, check_image_header, image_size
 from edge.web.status import TTLCache
 from tests.support.cli import run_cli
 from tests.support.web import login

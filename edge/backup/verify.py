@@ -15,7 +15,6 @@ Each failure raises :class:`~edge.backup.archive.ArchiveError` naming the member
 from __future__ import annotations
 
 import sqlite3
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,13 @@ from edge.backup import archive as arc
 from edge.config import ConfigError, check_document
 from edge.db.archive_db import inspect_snapshot
 from edge.db.migrator import default_migrations_dir, discover
+from edge.images import image_size
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MAX_SETTINGS_BYTES = 1 << 20
 MAX_FACE_BYTES = 16 << 20
 MAX_PIXELS = 16_000_000  # 16 MP: far above any stored crop, far below a decompression bomb
 MAX_SIDE = 16384
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (they carry the dimensions); C4, C8 and CC are other segments.
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class ArchiveError(arc.ArchiveError):
@@ -106,35 +103,13 @@ def check_settings(path: Path, where: str) -> None:
         raise ArchiveError(f"{exc} (settings in the archive)") from None
 
 
-def image_size(head: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) from a PNG or JPEG's first bytes; None when neither."""
-    if head.startswith(PNG_MAGIC) and len(head) >= 24 and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        return "png", width, height
-    if head.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 <= len(head):
-            if head[i] != 0xFF:
-                return None
-            marker = head[i + 1]
-            if marker == 0xFF:  # fill byte
-                i += 1
-                continue
-            (length,) = struct.unpack(">H", head[i + 2:i + 4])
-            if marker in _SOF:
-                height, width = struct.unpack(">HH", head[i + 5:i + 9])
-                return "jpeg", width, height
-            i += 2 + length
-    return None
-
-
 def check_image(path: Path, where: str) -> None:
     size = path.stat().st_size
     if size > MAX_FACE_BYTES:
         raise ArchiveError(f"{where} is {size} bytes, more than a face image may be ({MAX_FACE_BYTES})")
     data = path.read_bytes()
     found = image_size(data[:256 << 10])
-    if found is None:
+    if found is None or found[0] not in ("PNG", "JPEG"):  # what enrolment stores
         raise ArchiveError(f"{where} is not a PNG or JPEG image")
     kind, width, height = found
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > MAX_PIXELS:

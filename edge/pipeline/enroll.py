@@ -23,7 +23,7 @@ import numpy as np
 from edge.db import faces
 from edge.errors import BadInput
 from edge.files import fsync_dir
-from edge.pipeline.image_limits import ImageRefused, check_image_header
+from edge.images import ImageRefused, check_image_header
 from edge.pipeline.pack import ModelPack
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.context import ServiceContext
 from edge.db.connection import connect
-from edge.pipeline.image_limits import ImageRefused, check_image_header
+from edge.images import ImageRefused, check_image_header
 from edge.web.errors import ActionError
 
 log = logging.getLogger(__name__)
