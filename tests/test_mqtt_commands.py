@@ -126,6 +126,38 @@ def test_retained_empty_huge_and_deep_commands_never_run(tmp_path, write_setting
         hub.stop()
 
 
+def test_command_answers_do_not_confirm_a_guessed_secret(tmp_path, write_settings, mosquitto, publisher_factory):
+    """Answers are masked for registered secrets; one that echoed the action, an argument name
+    or a target name would say ``***`` exactly when a guess was the MQTT password."""
+    from edge import secrets
+
+    ctx = backup_ctx(write_settings, mosquitto.port, tmp_path / "backups", cooldown=0)
+    secret = "hunter2-Correct-Horse"
+    secrets.register(secret)
+    publisher_factory(ctx)
+    hub = Hub(mosquitto.port).start()
+    try:
+        hub.wait_topic(f"{ROOT}/availability", payload="online")
+        answers: dict[str, list[Any]] = {}
+        for guess in (secret, "wrong-guess-Battery-Staple"):
+            sent = [(f"{ROOT}/command/{guess}", "{}"),
+                    (f"{ROOT}/command/backup", json.dumps({guess: 1})),
+                    (f"{ROOT}/command/backup", json.dumps({"target": guess})),
+                    (f"{ROOT}/command/backup", json.dumps({"include": [guess]}))]
+            answers[guess] = []
+            for topic, payload in sent:
+                t0 = time.monotonic()
+                hub.publish(topic, payload)
+                answer = hub.wait_topic(RESULT, after=t0).json()
+                answers[guess].append(answer)
+                assert answer["ok"] is False and "***" not in json.dumps(answer), answer
+        right, wrong = answers.values()
+        assert right == wrong  # the same answers whether or not the guess was the password
+        assert right[0]["action"] is None  # a made-up action is not repeated
+    finally:
+        hub.stop()
+
+
 def test_fifty_home_assistant_online_messages_give_one_republication(write_settings, mosquitto, publisher_factory):
     settings = load_settings(write_settings({
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mosquitto.port, "keepalive_s": 5},

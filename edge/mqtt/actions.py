@@ -109,16 +109,46 @@ ACTIONS: dict[str, Callable[[ServiceContext, dict[str, Any]], dict[str, Any]]] =
 }
 
 
+def known_action(action: str) -> str | None:
+    """``action`` when it is one of ours, else None: an answer never repeats a name a client
+    made up (answers are masked for secrets, so an echo would confirm a guessed password)."""
+    return action if action in ACTIONS else None
+
+
+def given_strings(value: Any, depth: int = 0) -> list[str]:
+    """Every string in a parsed payload (keys and values), to be kept out of the answer."""
+    if isinstance(value, str):
+        return [value]
+    if depth > MAX_DEPTH:
+        return []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*given_strings(k, depth + 1), *given_strings(v, depth + 1))]
+    if isinstance(value, list):
+        return [s for item in value for s in given_strings(item, depth + 1)]
+    return []
+
+
+def without_given(text: str, given: list[str]) -> str:
+    """``text`` with what the client sent replaced. Only strings of 3 characters or more can
+    be masked as secrets (:func:`edge.secrets.register`), so shorter ones may stay."""
+    for value in sorted({g for g in given if len(g) >= 3}, key=len, reverse=True):
+        text = text.replace(repr(value), "(the given value)").replace(value, "(the given value)")
+    return text
+
+
 def run_command(ctx: ServiceContext, action: str, raw: bytes) -> dict[str, Any]:
     """Run one command; always returns the ``command/result`` payload."""
+    given: list[str] = [action]
     try:
         handler = ACTIONS.get(action)
         if handler is None:
-            raise CommandError(f"unknown action {action!r} (known: {', '.join(sorted(ACTIONS))})")
+            raise CommandError(f"unknown action (known: {', '.join(sorted(ACTIONS))})")
         try:
             args = parse_payload(raw)
         except UnicodeDecodeError:
             raise CommandError("payload is not UTF-8 text") from None
+        given += given_strings(args)
         return {"action": action, "ok": True, "result": handler(ctx, args)}
     except CommandError as exc:
-        return {"action": action, "ok": False, "error": secrets.redact(str(exc))}
+        return {"action": known_action(action), "ok": False,
+                "error": secrets.redact(without_given(str(exc), given))}

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.context import ServiceContext
-from edge.mqtt.actions import run_command
+from edge.mqtt.actions import known_action, run_command
 from edge.mqtt.payloads import now_iso
 from edge.mqtt.states import RetainedStates
 from edge.mqtt.topics import Topics, topic_level
@@ -85,7 +85,8 @@ class CommandDesk:
         refusal = self.gate.refusal(action, retained)
         if refusal is not None:
             log.warning("MQTT command %s refused: %s", action, refusal)
-            result: dict[str, Any] = {"action": action, "ok": False, "refused": True, "error": refusal}
+            result: dict[str, Any] = {"action": known_action(action), "ok": False, "refused": True,
+                                      "error": refusal}
         else:
             result = run_command(self.ctx, action, payload)
             if result["ok"]:
@@ -99,9 +100,9 @@ class CommandDesk:
         self._publish(self.topics.command_result, result, qos=1)
         if not result["ok"] or not (result.get("result") or {}).get("job"):
             outcome = "ok" if result["ok"] else "refused" if result.get("refused") else "failed"
-            self._event(action, outcome, result.get("error"))
+            self._event(result["action"], outcome, result.get("error"))
 
-    def _event(self, action: str, outcome: str, error: str | None = None, **extra: Any) -> None:
+    def _event(self, action: str | None, outcome: str, error: str | None = None, **extra: Any) -> None:
         self._publish(self.topics.command_event, {"event_type": outcome, "action": action, "error": error,
                                                   "at": now_iso(), **extra}, qos=1)
 
