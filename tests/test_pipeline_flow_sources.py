@@ -100,11 +100,11 @@ def test_stalled_camera_goes_offline_then_recovers(write_settings, jpegs) -> Non
 def test_fast_camera_does_not_starve_a_slow_one(write_settings, jpegs) -> None:
     slow = MjpegCamera(jpegs, fps=4).start()
     # The fast camera (the clip decoded as fast as it goes, far more frames than any worker
-    # manages) is first in the list and always has a fresh frame waiting when the worker
+    # manages; neither camera rate-capped nor motion-gated, so every frame is offered) is first in the list and always has a fresh frame waiting when the worker
     # looks for one.
     pipeline, _ = start_pipeline(write_settings, [
-        {"name": "fast", "source": str(CLIP), "loop": True, "rate": "max"},
-        {"name": "slow", "source": slow.url, "stall_timeout_s": 2.0}])
+        {"name": "fast", "source": str(CLIP), "loop": True, "rate": "max", "detect_fps": 0, "motion": False},
+        {"name": "slow", "source": slow.url, "stall_timeout_s": 2.0, "detect_fps": 0, "motion": False}])
     try:
         wait_until(lambda: status_of(pipeline, "slow")["frames_processed"] >= 1
                    and status_of(pipeline, "fast")["frames_processed"] >= 1, 30, "both cameras warmed up")
