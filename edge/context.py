@@ -39,6 +39,9 @@ class PipelinePart(Protocol):
     def reload_gallery(self) -> None:
         """Ask for the enrolled faces to be read again (the inference thread does it)."""
 
+    def latest_frame(self, camera: str) -> tuple[Any, float] | None:
+        """A copy of the camera's newest frame and its capture time (KeyError: no such camera)."""
+
 
 class TelemetryPart(Protocol):
     """The telemetry sampler (``edge.telemetry.component.Telemetry``)."""

@@ -13,9 +13,12 @@ from edge.backup.errors import BackupError
 from edge.backup.manager import BackupManager
 from edge.bus import EventBus
 from edge.config import ConfigError, load_settings
+from edge.db.migrator import default_migrations_dir, discover
 from tests.support.backup_env import MQTT_SECRET, EventWriter, integrity, make_env, table_rows, tree_digest
 from tests.support.cli import run_cli
 from tests.support.waiting import wait_until
+
+LATEST = discover(default_migrations_dir())[-1].version  # the schema this code writes
 
 
 def test_round_trip_while_a_writer_inserts_events(tmp_path: Path) -> None:
@@ -39,7 +42,7 @@ def test_round_trip_while_a_writer_inserts_events(tmp_path: Path) -> None:
         names = zf.namelist()
         manifest = json.loads(zf.read("manifest.json"))
     assert names[-1] == "manifest.json" and "db/facepro.db" in names
-    assert manifest["schema_version"] == 8 and manifest["device_id"] == "dev-test"
+    assert manifest["schema_version"] == LATEST and manifest["device_id"] == "dev-test"
     assert {m["name"] for m in manifest["members"]} == set(names) - {"manifest.json"}
 
     # Restore into a fresh device: another data dir, the same target.
@@ -98,9 +101,9 @@ def test_older_backup_is_migrated_forward_and_newer_is_refused(tmp_path: Path) -
 
     settings, manager = make_env(tmp_path / "cur", seed=False)
     restored = manager.restore(archive)
-    assert restored["migrated"] == [6, 7, 8]
+    assert restored["migrated"] == list(range(6, LATEST + 1))
     assert table_rows(settings.db_path, "users") == table_rows(old_settings.db_path, "users")
-    assert table_rows(settings.db_path, "schema_migrations", "version")[-1] == (8,)
+    assert table_rows(settings.db_path, "schema_migrations", "version")[-1] == (LATEST,)
 
     # A database from a newer facepro: refused before anything changes.
     future_settings, future = make_env(tmp_path / "future")
