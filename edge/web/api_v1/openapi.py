@@ -5,6 +5,7 @@ documented, every documented operation routed) and validates it with openapi-spe
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import edge
@@ -160,7 +161,8 @@ PATHS: dict[str, Any] = {
 
 
 def document() -> dict[str, Any]:
-    return {
+    """The whole document (a fresh copy each call: callers may change theirs)."""
+    return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {"title": "FacePro Edge machine API", "version": edge.__version__,
                  "description": "Send a token made with `facepro web token create NAME [--scope read|admin]` as "
@@ -172,4 +174,4 @@ def document() -> dict[str, Any]:
         "paths": PATHS,
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
                        "schemas": SCHEMAS, "responses": RESPONSES},
-    }
+    })
