@@ -3,6 +3,7 @@ only its hash is kept; bad input is refused with exit 2; the failure counter sta
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import sqlite3
@@ -147,3 +148,27 @@ def test_sliding_window_counts_forgets_and_stays_bounded() -> None:
     assert len(window._hits) <= MAX_KEYS
     with pytest.raises(ValueError):
         SlidingWindow(0, 1)
+
+
+def test_create_from_stdin_gives_a_fleet_one_token(write_settings: Any, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def create(settings: Path, name: str, given: str) -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(given + "\n"))
+        code = call_main(settings, "web", "token", "create", name, "--stdin")
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert call_main(write_settings(name="first.json"), "web", "token", "create", "prometheus") == 0
+    token = capsys.readouterr().out.strip()
+    other_dir = tmp_path / "other"
+    other = write_settings({"paths": {"data_dir": str(other_dir)}}, name="other.json")
+    code, out, err = create(other, "prometheus", token)
+    assert code == 0 and out == "" and token not in err, err
+    assert tokens.check_token(other_dir / "facepro.db", token).token is not None
+    code, out, err = create(other, "again", token)
+    assert code == 2 and "already in use on this device" in err
+    for bad in ("", "secret-value", "fpe_short", token + "x", "fpe_" + "!" * 43):
+        code, out, err = create(other, "weak", bad)
+        assert code == 2 and out == "" and (not bad or bad not in err), err
+    assert [t["name"] for t in tokens.list_tokens(other_dir / "facepro.db")] == ["prometheus"]

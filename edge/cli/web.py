@@ -47,16 +47,22 @@ def _token_db(args: argparse.Namespace) -> tuple[Path, int]:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
+    given = None
+    if args.stdin:
+        given = sys.stdin.readline().strip()
+        if not given:
+            raise BadInput("web token create --stdin: no token on stdin")
     db_path, busy = _token_db(args)
-    token, entry = tokens.create(db_path, args.name, args.scope, args.expires, busy_timeout_ms=busy)
+    token, entry = tokens.create(db_path, args.name, args.scope, args.expires, busy_timeout_ms=busy, token=given)
     # The token alone on stdout (`... > token-file` keeps it out of the terminal's scrollback);
-    # what it is, on stderr.
+    # what it is, on stderr. A token read from stdin is known already and not printed again.
     if args.json:
-        print_json(dict(entry, token=token))
-    else:
+        print_json(entry if given else dict(entry, token=token))
+    elif not given:
         print(token)
-    print(f"created {entry['scope']} token {entry['name']!r} (expires {entry['expires_at'] or 'never'}); "
-          "it is shown only this once: send it as 'Authorization: Bearer TOKEN'", file=sys.stderr)
+    once = "" if given else "; it is shown only this once"
+    print(f"created {entry['scope']} token {entry['name']!r} (expires {entry['expires_at'] or 'never'}){once}: "
+          "send it as 'Authorization: Bearer TOKEN'", file=sys.stderr)
     return 0
 
 
@@ -103,6 +109,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--scope", choices=tokens.SCOPES, default="read",
                    help="read: query only; admin: also enrol, remove, back up, download backups (default: read)")
     p.add_argument("--expires", type=_days, metavar="DAYS", help="valid for DAYS days (default: until revoked)")
+    p.add_argument("--stdin", action="store_true",
+                   help="take the token from stdin instead of making one (give a fleet one Prometheus token)")
     p.add_argument("--json", action="store_true", help="machine-readable output (the token included)")
     p.set_defaults(func=cmd_token_create)
     p = tsub.add_parser("list", help="list tokens (names, scopes, states; never the tokens)")

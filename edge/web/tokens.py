@@ -32,6 +32,7 @@ SCOPES = ("read", "admin")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # What a presented token may look like before it is hashed: bounds the work per request.
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+GENERATED_RE = re.compile(PREFIX + r"[A-Za-z0-9_-]{43}")
 MAX_ACTIVE = 100
 MAX_EXPIRES_DAYS = 3650
 TOUCH_EVERY_S = 60.0
@@ -88,16 +89,22 @@ def _state(row: dict[str, Any], now: datetime) -> str:
 
 
 def create(db_path: Path, name: str, scope: str = "read", expires_days: int | None = None,
-           busy_timeout_ms: int = 5000) -> tuple[str, dict[str, Any]]:
-    """A new token named ``name``: returns (the token, its listing entry). The token is not kept."""
+           busy_timeout_ms: int = 5000, token: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A new token named ``name``: returns (the token, its listing entry). The token is not kept.
+
+    ``token`` gives the value instead of a random one: a token another device made, so one
+    Prometheus credentials file serves a fleet. It must have the shape this module makes."""
     check_name(name)
+    if token is not None and not GENERATED_RE.fullmatch(token):
+        raise TokenError(f"the given token does not look like one facepro made ({PREFIX} and 43 URL-safe "
+                         "characters); make one with: facepro web token create NAME")
     if scope not in SCOPES:
         raise TokenError(f"scope {scope!r}: expected one of {', '.join(SCOPES)}")
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
         raise TokenError(f"--expires {expires_days}: expected 1..{MAX_EXPIRES_DAYS} days")
     now = datetime.now(timezone.utc)
     expires_at = db_text(now + timedelta(days=expires_days)) if expires_days is not None else None
-    token = new_token()
+    token = token or new_token()
     conn = connect(db_path, busy_timeout_ms=busy_timeout_ms)
     try:
         if store.count_active(conn) >= MAX_ACTIVE:
@@ -107,6 +114,8 @@ def create(db_path: Path, name: str, scope: str = "read", expires_days: int | No
             token_id = store.insert(conn, name, scope, token_sha256(token), db_text(now), expires_at)
         except store.DuplicateName:
             raise TokenError(f"a token named {name!r} exists; revoke it first or choose another name") from None
+        except sqlite3.IntegrityError:  # the given value is another token's (never for a random one)
+            raise TokenError("this token is already in use on this device under another name") from None
     finally:
         conn.close()
     entry = {"id": token_id, "name": name, "scope": scope, "state": "active", "created_at": iso_from_db(db_text(now)),
