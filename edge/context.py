@@ -42,6 +42,9 @@ class PipelinePart(Protocol):
     def set_recognition(self, camera: str, enabled: bool) -> bool:
         """Pause/resume recognition on a camera; returns True while it runs. KeyError: no such camera."""
 
+    def latest_frame(self, camera: str) -> tuple[Any, float] | None:
+        """A copy of the camera's newest frame and its capture time (KeyError: no such camera)."""
+
 
 class TelemetryPart(Protocol):
     """The telemetry sampler (``edge.telemetry.component.Telemetry``)."""

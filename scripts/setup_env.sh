@@ -61,3 +61,15 @@ if [ ! -f "$stamp" ]; then
     fi
     touch "$stamp"
 fi
+
+# Prometheus's promtool checks the /metrics text in the tests. Only Debian's `prometheus`
+# package ships it (a 19 MB download): its promtool alone is unpacked into .venv/bin, so the
+# Prometheus server is neither installed nor started on a developer's machine.
+if [ "$mode" = test ] && ! command -v promtool >/dev/null && [ ! -x .venv/bin/promtool ]; then
+    echo "setup: unpacking promtool from Debian's prometheus package into .venv/bin"
+    deb_dir="$(mktemp -d)"
+    (cd "$deb_dir" && apt-get download -qq prometheus)
+    dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool
+    mv "$deb_dir/usr/bin/promtool" .venv/bin/promtool
+    rm -rf "$deb_dir"
+fi

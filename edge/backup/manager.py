@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge.backup import archive as arc
 from edge.backup import crypto
@@ -213,6 +213,14 @@ class BackupManager:
             raise BackupError(str(exc)) from exc
         finally:
             t.close()
+
+    @contextlib.contextmanager
+    def open_archive(self, target: str, name: str) -> Iterator[tuple[BinaryIO, int]]:
+        """Archive ``name`` on ``target`` opened for reading, and its size (for a download)."""
+        with self._target_holding(target, name) as t:
+            size = t.size(name)
+            with t.open_read(name) as fh:
+                yield fh, size
 
     def delete(self, target: str, name: str) -> None:
         with self._target_holding(target, name) as t:

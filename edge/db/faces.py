@@ -36,6 +36,14 @@ def find_user(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
     return conn.execute("SELECT id, name, created_at FROM users WHERE name = ?", (name,)).fetchone()
 
 
+def create_user(conn: sqlite3.Connection, name: str) -> int | None:
+    """Add ``name`` with no encodings yet; returns the id, or None when someone has that name."""
+    with transaction(conn):
+        if find_user(conn, name) is not None:
+            return None
+        return inserted_id(conn.execute("INSERT INTO users (name) VALUES (?)", (name,)))
+
+
 def add_encodings(conn: sqlite3.Connection, name: str, encodings: Iterable[NewEncoding],
                   backend: str) -> tuple[int, list[int]]:
     """Insert ``name`` (if new) and its encodings in the CURRENT transaction; returns

@@ -66,11 +66,22 @@ def list_events(db_path: Path, *, camera: str | None = None, person: str | None 
     params.append(limit)
     with _reader(db_path) as conn:
         rows = conn.execute(sql, params).fetchall()
-    events = [event_fields(row) for row in rows]
+    return [_listed(row) for row in rows]
+
+
+def _listed(row: sqlite3.Row) -> dict[str, Any]:
+    e = event_fields(dict(row))
     # The status page's "person" column shows the label as stored, "unknown" included.
-    return [{"id": e["id"], "type": e["type"], "person": e["label"], "confidence": e["confidence"],
-             "camera": e["camera"], "method": e["method"], "timestamp": e["timestamp"],
-             "snapshot_path": e["snapshot_path"]} for e in events]
+    return {"id": e["id"], "type": e["type"], "person": e["label"], "confidence": e["confidence"],
+            "camera": e["camera"], "method": e["method"], "timestamp": e["timestamp"],
+            "snapshot_path": e["snapshot_path"]}
+
+
+def get_event(db_path: Path, event_id: int) -> dict[str, Any] | None:
+    """One event in :func:`list_events`'s shape, or None."""
+    with _reader(db_path) as conn:
+        row = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id = ?", (int(event_id),)).fetchone()
+    return _listed(row) if row is not None else None
 
 
 def event_filter_choices(db_path: Path) -> dict[str, list[str]]:

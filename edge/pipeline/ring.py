@@ -79,6 +79,7 @@ class FrameRing:
             for slot in self._slots:
                 if slot.array.shape != tuple(shape) and slot.state != LEASED:
                     slot.array = np.zeros(shape, dtype=np.uint8)
+                    slot.seq = 0  # holds no frame now (copy_latest skips it)
                     self.allocations += 1
                     changed = True
             return changed
@@ -134,6 +135,18 @@ class FrameRing:
         with self._cond:
             slot.state = FREE
             self._cond.notify_all()
+
+    def copy_latest(self) -> tuple[np.ndarray, float] | None:
+        """A copy of the newest complete frame and its capture time (wall clock), or None.
+
+        For a person aiming the camera, not for the hot path: the copy is made under the
+        ring's lock, so no slot being copied can be handed to the decoder meanwhile."""
+        with self._cond:
+            done = [s for s in self._slots if s.state != WRITING and s.seq > 0]
+            if not done:
+                return None
+            newest = max(done, key=lambda s: s.seq)
+            return newest.array.copy(), newest.captured_at
 
     # -- consumer --------------------------------------------------------------------------
 

@@ -248,6 +248,14 @@ class Pipeline:
             out.append(status)
         return out
 
+    def latest_frame(self, camera: str) -> tuple[Any, float] | None:
+        """A copy of ``camera``'s newest frame (BGR array) and its capture time, or None when
+        it has none yet; KeyError for a camera that is not running."""
+        for source in self.sources:
+            if source.name == camera:
+                return source.ring.copy_latest()
+        raise KeyError(camera)
+
     def models_info(self) -> dict[str, Any]:
         if self.pack is None:
             return {"models_dir": str(self.settings.models_dir), "error": self._problems.get("models"),

@@ -94,19 +94,22 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
     app.jinja_env.filters["percent"] = _fmt_percent
     app.jinja_env.globals["device_name"] = settings["device.name"]
 
-    from edge.web import views_api, views_auth, views_files, views_pages
+    from edge.web import api_v1, views_api, views_auth, views_files, views_pages
 
     security.install(app)
     app.register_blueprint(views_auth.bp)
     app.register_blueprint(views_pages.bp)
     app.register_blueprint(views_api.bp)
     app.register_blueprint(views_files.bp)
+    api_v1.install(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"upload too large: the limit is {settings['web.max_upload_mb']:g} MB (web.max_upload_mb)"
+        if api_v1.applies_to(request.path):
+            return api_v1.error_for(exc, message)
         if wants_json():
             response = jsonify({"error": message})
             response.status_code = exc.code or 500
@@ -116,6 +119,8 @@ def create_app(ctx: ServiceContext, *, login_limiter: auth.LoginRateLimiter | No
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
         log.exception("%s %s failed", request.method, request.path)
+        if api_v1.applies_to(request.path):
+            return api_v1.error_for(exc, f"internal error: {type(exc).__name__}; see the service log")
         if wants_json():
             response = jsonify({"error": f"internal error: {type(exc).__name__}"})
             response.status_code = 500

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 
 from edge.db.web_sessions import SessionStore
-from edge.web import auth
+from edge.web import api_gate, auth
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -90,8 +90,12 @@ def refuse(status: int, message: str) -> Any:
 
 
 def check_access() -> Any:
-    """Before each request: login for reads unless public, login + CSRF for every POST."""
+    """Before each request: login for reads unless public, login + CSRF for every POST.
+
+    The machine API (and /metrics sent a token) follows the token rules of api_gate instead."""
     endpoint = request.endpoint or ""
+    if api_gate.applies(endpoint):
+        return api_gate.check()
     if request.method in ("GET", "HEAD", "OPTIONS"):
         if endpoint in OPEN_ENDPOINTS or current_app.config["PUBLIC_READ"] or logged_in():
             return None

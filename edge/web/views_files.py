@@ -62,6 +62,12 @@ def _send(base: Path, path: str) -> Any:
     return response
 
 
+def send_snapshot(ctx: ServiceContext, relative: str) -> Any:
+    """A snapshot by its path relative to the snapshot dir (:func:`relative_snapshot_path`),
+    with the same checks as ``/snapshots/``; aborts 404 when it is not there."""
+    return _send(snapshots_dir(ctx), relative)
+
+
 @bp.get("/snapshots/<path:path>")
 def snapshot(path: str) -> Any:
     return _send(snapshots_dir(current_app.config["FACEPRO_CTX"]), path)
