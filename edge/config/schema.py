@@ -64,6 +64,10 @@ CAMERA = Item(
         "backend": _f(STR, choices=("auto", "ffmpeg", "gstreamer", "v4l2")),
         "reconnect_max_s": _f(NUM, minimum=0.1),
         "det_max_side": _f(INT, nullable=True, minimum=32),
+        "username": _f(STR, nullable=True),
+        "password": _f(STR, nullable=True, secret=True),
+        "password_file": _f(STR, nullable=True, path=True),
+        "rtsp_transport": _f(STR, choices=("tcp", "udp")),
     },
     required=("name", "source"),
     defaults={
@@ -77,6 +81,7 @@ CAMERA = Item(
         "backend": "auto",
         "reconnect_max_s": 30.0,
         "det_max_side": None,
+        "rtsp_transport": "tcp",
     },
 )
 
