@@ -127,6 +127,8 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
                 "name": c["name"],
                 "fps": None if c.get("fps_processed") is None else round(float(c["fps_processed"]), 2),
                 "online": bool(c.get("online")),
+                "error": c.get("error"),
+                "error_code": c.get("error_code"),
             } for c in cams
         },
         "processing_ms": processing_ms(stages),

@@ -43,6 +43,7 @@ DEFAULT_RECONNECT_MAX_S = 2.5
 # (server gone); shorter gaps between failures are damaged packets.
 READ_FAIL_GRACE_S = 1.0
 FAIL_PAUSE_S = 0.01
+TIMEOUT_FRACTION = 0.9
 
 
 class CameraSource:
@@ -259,6 +260,9 @@ class CameraSource:
             # the wait for the packet, which OpenCV does not let us tell apart).
             t0 = time.perf_counter()
             ok = cap.grab()
+            # A grab that lasted FFmpeg's whole read timeout ended by its interrupt: what it
+            # returns is the decoder's flushed leftover, not the camera moving on.
+            timed_out = time.perf_counter() - t0 >= TIMEOUT_FRACTION * self.stall_timeout_s
             out = cap.retrieve(slot.array)[1] if ok else None
             decode_s = time.perf_counter() - t0
             if not ok or out is None or out.size == 0:
@@ -269,7 +273,7 @@ class CameraSource:
                 if verdict:
                     return verdict, got_frames
                 continue
-            if live and not progress.accept(out, cap.get(cv2.CAP_PROP_POS_MSEC)):
+            if live and (timed_out or not progress.accept(out, cap.get(cv2.CAP_PROP_POS_MSEC))):
                 ring.abandon(slot)  # the last picture again (FFmpeg's read timeout): not a frame
                 with self._lock:
                     self.frames_skipped += 1

@@ -198,6 +198,8 @@ class Telemetry:
                     round(rate, 2) if rate is not None else None)
             entry["last_frame_at"] = status.get("last_frame_at")
             entry["source_kind"] = status.get("source_kind")
+            for field in ("error", "error_code", "decode_errors"):  # why a camera is offline, how damaged its stream
+                entry[field] = status.get(field)
             cameras.append(entry)
         self._prev_counters = {k: v for k, v in counters.items() if k[0] in CAMERA_COUNTERS}
         self._prev_t = now
