@@ -28,6 +28,12 @@ def _blank(error: str | None = None, code: str | None = None, fix: str | None = 
             "fix": fix, "ffmpeg": []}
 
 
+def deadline_s(timeout_s: float) -> float:
+    """The most a probe may take: the open, the diagnosis of a failed open (capture.py bounds
+    it at 5 s) and the child's start-up."""
+    return timeout_s + min(timeout_s, 5.0) + STARTUP_GRACE_S
+
+
 def probe_source(camera: dict[str, Any], timeout_s: float = 10) -> dict[str, Any]:
     """Open ``camera`` and decode one frame within ``timeout_s`` (plus the child's start-up):
     {ok, fps, width, height, error, code, fix, ffmpeg}. Never raises for a failed check."""
@@ -39,7 +45,7 @@ def probe_source(camera: dict[str, Any], timeout_s: float = 10) -> dict[str, Any
     env.setdefault("OPENCV_FFMPEG_LOGLEVEL", "16")  # AV_LOG_ERROR: the reasons, not the chatter
     try:
         proc = subprocess.run([sys.executable, "-m", "edge.pipeline.probe"], input=request.encode(),
-                              capture_output=True, timeout=timeout_s + STARTUP_GRACE_S, env=env, check=False)
+                              capture_output=True, timeout=deadline_s(timeout_s), env=env, check=False)
     except subprocess.TimeoutExpired:
         return _blank(f"{what}: no frame within {timeout_s:g} s (the probe was stopped)", "no_answer",
                       "the camera accepts connections but sends no video: restart it, or check the URL's port and path")
