@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.pipeline import native_log
 from edge.pipeline.capture import (  # noqa: F401  (re-exported: the names callers import from here)
     KINDS,
     URL_SCHEMES,
@@ -127,7 +128,7 @@ class CameraSource:
                 "error": self.error,
                 "error_code": self.error_code,
                 "error_fix": self.error_fix,
-                "decode_errors": self.decode_errors,
+                "decode_errors": self.decode_errors + native_log.decode_errors(self.name),
                 "frames_skipped": self.frames_skipped,
                 "finished": self.finished,
             }
