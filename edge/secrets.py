@@ -1,13 +1,16 @@
 """Registry of secret values (passwords, passphrases) that must never reach a log line.
 
 Settings loading registers every secret it finds; the log filter in :mod:`edge.logs`
-replaces any registered value with ``***``. Other modules that obtain secrets at run time
+replaces any registered value with ``***``, and the password of any ``scheme://user:pass@``
+URL (:func:`mask_url`) whether registered or not. Other modules that obtain secrets at run time
 (a technician password, a key file's contents) register them too.
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
+from urllib.parse import unquote
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -27,7 +30,7 @@ def redact(text: str) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
-    return text
+    return mask_url(text)
 
 
 def clear() -> None:
@@ -50,3 +53,24 @@ def masked(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [masked(item) for item in value]
     return value
+
+
+# scheme://userinfo@ ... where userinfo holds no '/', '@' or whitespace. The password is the
+# part after the first ':'; a user name alone (rtsp://admin@host) is kept as it is.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15}://)([^/@\s:'\"]*):([^/@\s'\"]*)@")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` URL in it masked
+    (``rtsp://admin:***@cam/stream``). Safe on any string; leaves other text alone."""
+    if "://" not in text:
+        return text
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", text)
+
+
+def register_url(url: str) -> None:
+    """Register the password inside ``url`` (as written and percent-decoded) as a secret."""
+    for match in _URL_USERINFO.finditer(url):
+        password = match.group(3)
+        register(password)
+        register(unquote(password))

@@ -119,6 +119,9 @@ class Service:
         self.stop_event.set()
 
     def run(self) -> int:
+        from edge.pipeline.native_log import route_native_stderr
+
+        route_native_stderr(self.settings["cameras"])  # FFmpeg's own lines through our logger
         ctx = self.boot()
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:

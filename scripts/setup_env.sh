@@ -21,6 +21,13 @@ if [ "$mode" = test ]; then
     # distribution's Python (/usr/bin/python3), which needs python3-venv on Debian/Ubuntu
     command -v curl >/dev/null || apt_packages+=(curl)
     command -v systemd-analyze >/dev/null || apt_packages+=(systemd)
+    # camera tests: a real RTSP camera (Debian's GStreamer RTSP server, run by /usr/bin/python3
+    # with Debian's PyGObject), clips encoded with ffmpeg, H.264/H.265 payloaders and decoders
+    command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
+    for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+               gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_packages+=("$pkg")
+    done
     if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
         apt_packages+=(python3-venv)
     fi

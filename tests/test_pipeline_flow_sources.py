@@ -162,7 +162,8 @@ def test_bad_sources_give_clear_errors(tmp_path: Path) -> None:
         assert result["ok"] is False and "GStreamer" in result["error"]
 
     good = probe_source({"name": "f", "source": str(CLIP)}, timeout_s=10)
-    assert good == {"ok": True, "fps": pytest.approx(29.97, abs=0.01), "width": 640, "height": 360, "error": None}
+    assert good == {"ok": True, "fps": pytest.approx(29.97, abs=0.01), "width": 640, "height": 360, "error": None,
+                    "code": None, "fix": None, "ffmpeg": []}
 
 
 def test_process_bad_video_exits_2_naming_it(write_settings, tmp_path: Path) -> None:

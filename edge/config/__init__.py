@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import secrets
+from edge.config.cameras import check_camera_credentials, mask_camera_urls, register_camera_secrets
 from edge.config.errors import ConfigError
 from edge.config.schema import ENV_OVERRIDES, SCHEMA
 from edge.config.validate import (
@@ -73,7 +74,7 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """The settings with every secret replaced by ``"***"`` (for display and backups)."""
-        return redact(copy.deepcopy(self.data), SCHEMA)
+        return mask_camera_urls(redact(copy.deepcopy(self.data), SCHEMA))
 
 
 def default_settings_text() -> str:
@@ -117,6 +118,7 @@ def load_settings(
     apply_item_defaults(data, SCHEMA)
     validate(data, SCHEMA, label, "")
     check_semantics(data, label)
+    check_camera_credentials(data, label)
     resolve_paths(data, SCHEMA, Path.cwd())
     if data["database"]["path"] is None:
         data["database"]["path"] = str(Path(data["paths"]["data_dir"]) / "facepro.db")
@@ -124,6 +126,7 @@ def load_settings(
     settings = Settings(data, source)
     for value in secret_values(data, SCHEMA):
         secrets.register(value)
+    register_camera_secrets(data)
     return settings
 
 

@@ -109,6 +109,10 @@ CAMERA = Item(
         "detect_fps": _f(NUM, nullable=True, minimum=0, maximum=120),
         "motion": _f(BOOL, nullable=True),
         "motion_masks": ListOf(ListOf(ListOf(_f(NUM, minimum=0, maximum=1)))),
+        "username": _f(STR, nullable=True, pattern=USER),
+        "password": _f(STR, nullable=True, secret=True, max_length=1024),
+        "password_file": _f(STR, nullable=True, path=True),
+        "rtsp_transport": _f(STR, choices=("tcp", "udp")),
     },
     required=("name", "source"),
     defaults={
@@ -126,6 +130,7 @@ CAMERA = Item(
         "detect_fps": None,
         "motion": None,
         "motion_masks": [],
+        "rtsp_transport": "tcp",
     },
 )
 

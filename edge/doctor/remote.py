@@ -55,7 +55,7 @@ def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any
     name = f"camera {camera['name']}"
     if not camera.get("enabled", True):
         return Check(name, INFO, "disabled in settings")
-    from edge.pipeline.sources import probe_source
+    from edge.pipeline.probe import probe_source
     result = probe_source(camera, timeout_s=timeout_s)
     if probes is not None:
         probes[camera["name"]] = result
@@ -63,13 +63,15 @@ def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any
         fps = f"{result['fps']:g} fps" if result.get("fps") else "fps unknown"
         return Check(name, PASS, f"{result['width']}x{result['height']}, {fps}")
     error = str(result.get("error") or "no frame")
-    from edge.pipeline.sources import source_kind
+    if result.get("ffmpeg"):
+        error += " (FFmpeg: " + " | ".join(result["ffmpeg"][-2:]) + ")"
+    from edge.pipeline.capture import source_kind
     exclusive = source_kind(camera["source"]) in ("usb", "gstreamer")
     if exclusive and health is not None and f"camera {camera['name']} is offline" not in health["reasons"]:
         # A V4L2/CSI camera opens once: while the running service holds it, a second open
         # fails. Files and URLs open any number of times, so their failure stands.
         return Check(name, PASS, f"online in the running service (a second open here failed: {error})")
-    return Check(name, FAIL, error, _camera_fix(camera))
+    return Check(name, FAIL, error, result.get("fix") or _camera_fix(camera))
 
 
 def _camera_fix(camera: dict[str, Any]) -> str:

@@ -132,6 +132,8 @@ def ha_state(ctx: ServiceContext, telemetry: dict[str, Any] | None) -> dict[str,
                 "online": bool(c.get("online")),
                 "recognition": "OFF" if c.get("recognition_paused") else "ON",
                 "motion": c.get("motion"),
+                "error": c.get("error"),
+                "error_code": c.get("error_code"),
             } for c in cams
         },
         "processing_ms": processing_ms(stages),

@@ -1,157 +1,50 @@
-"""Camera sources: open a camera from its ``cameras[]`` settings and decode into a frame ring.
+"""Camera sources: a capture thread per camera, decoding into a frame ring and reopening on failure.
 
-Source kinds (from the ``source`` value):
+Opening (source kinds, credentials, named errors) is :mod:`edge.pipeline.capture`; the probe
+``facepro doctor`` runs is :mod:`edge.pipeline.probe`; stall detection and the reconnect
+backoff are :mod:`edge.pipeline.stall`.
 
-* ``usb``        an integer device index, a string of digits or a ``/dev/...`` path (V4L2);
-* ``url``        ``rtsp://``, ``rtsp(s)``, ``http(s)://`` ... (MJPEG, H.264) through OpenCV's FFmpeg backend;
-* ``gstreamer``  a pipeline string (contains ``!``), ending in ``appsink``; needs an OpenCV built
-                 with GStreamer (Jetson images), otherwise a clear error;
-* ``file``       a video file, optionally looped, paced at its native rate or read as fast as possible.
-
-A :class:`CameraSource` runs one capture thread. A source that fails to open, ends (a live
-stream) or stalls for ``stall_timeout_s`` is reopened with exponential backoff capped at
-``reconnect_max_s``; its state (online, reconnects, last frame time) is readable through
-:meth:`CameraSource.status` and published on the bus topic ``camera`` on every change.
+A :class:`CameraSource` runs one capture thread. A live source whose stream stops advancing
+(no new picture by its timestamps or content) for ``stall_timeout_s`` is offline and reopened;
+a grab that fails while pictures still come is a decode error (counted), not a lost camera.
+Reopening waits a short first retry, then a jittered backoff capped at ``reconnect_max_s``.
+Its state (online, reconnects, last frame time, error with code and fix, decode errors) is
+readable through :meth:`CameraSource.status` and published on the bus topic ``camera``.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edge.errors import FaceproError
+from edge.pipeline import native_log
+from edge.pipeline.capture import (  # noqa: F401  (re-exported: the names callers import from here)
+    KINDS,
+    URL_SCHEMES,
+    SourceError,
+    describe,
+    has_gstreamer,
+    iso_utc,
+    open_capture,
+    source_kind,
+)
+from edge.pipeline.probe import probe_source  # noqa: F401
 from edge.pipeline.ring import FrameRing, RateMeter, RingClosed
+from edge.pipeline.stall import Backoff, FrameProgress
 
 log = logging.getLogger(__name__)
 
-KINDS = ("usb", "url", "gstreamer", "file")
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 BACKOFF_INITIAL_S = 0.5
-DEFAULT_RECONNECT_MAX_S = 30.0
-
-
-class SourceError(FaceproError):
-    """A camera cannot be opened or read; the message names the camera and its source."""
-
-
-def source_kind(source: str | int) -> str:
-    if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()):
-        return "usb"
-    text = source.strip()
-    if "!" in text:
-        return "gstreamer"
-    if text.lower().startswith(URL_SCHEMES):
-        return "url"
-    if text.startswith("/dev/"):
-        return "usb"
-    return "file"
-
-
-def has_gstreamer() -> bool:
-    try:
-        return bool(cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER))
-    except Exception:  # very old OpenCV without the registry
-        return "GStreamer:                   YES" in cv2.getBuildInformation()
-
-
-def iso_utc(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def describe(camera: dict[str, Any]) -> str:
-    return f"camera {camera.get('name', '?')!r} (source {camera.get('source')!r})"
-
-
-def open_capture(camera: dict[str, Any], timeout_s: float | None = None) -> cv2.VideoCapture:
-    """An opened ``VideoCapture`` for ``camera``; raises SourceError naming the camera and source."""
-    source = camera["source"]
-    kind = source_kind(source)
-    backend_setting = camera.get("backend", "auto")
-    stall = float(timeout_s if timeout_s is not None else camera.get("stall_timeout_s", 10.0))
-    timeout_ms = int(max(stall, 0.1) * 1000)
-    params: list[int] = []
-    what = describe(camera)
-
-    if kind == "gstreamer" or backend_setting == "gstreamer":
-        if not has_gstreamer():
-            raise SourceError(f"{what}: a GStreamer pipeline needs OpenCV built with GStreamer, "
-                              "and this OpenCV has no GStreamer support (use an RTSP/HTTP URL or a device instead)")
-        cap = cv2.VideoCapture(str(source), cv2.CAP_GSTREAMER)
-    elif kind == "usb":
-        target: int | str = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
-        if isinstance(target, str) and not os.path.exists(target):
-            raise SourceError(f"{what}: device {target} does not exist")
-        api = cv2.CAP_FFMPEG if backend_setting == "ffmpeg" else cv2.CAP_V4L2
-        cap = cv2.VideoCapture(target, api)
-    elif kind == "url":
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-        cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, params)
-    else:
-        path = Path(str(source))
-        if not path.exists():
-            raise SourceError(f"{what}: video file {path} not found")
-        if not path.is_file():
-            raise SourceError(f"{what}: {path} is not a file")
-        if not os.access(path, os.R_OK):
-            raise SourceError(f"{what}: video file {path} is not readable (permission denied)")
-        api = cv2.CAP_FFMPEG if backend_setting in ("auto", "ffmpeg") else cv2.CAP_ANY
-        cap = cv2.VideoCapture(str(path), api)
-
-    if not cap.isOpened():
-        cap.release()
-        if kind == "file":
-            raise SourceError(f"{what}: cannot decode video file {source} (not a video OpenCV can read)")
-        raise SourceError(f"{what}: cannot open {kind} source {source}")
-    if kind == "usb":
-        if camera.get("width"):
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(camera["width"]))
-        if camera.get("height"):
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(camera["height"]))
-    return cap
-
-
-def probe_source(camera: dict[str, Any], timeout_s: float = 10) -> dict[str, Any]:
-    """Open the camera and decode one frame within ``timeout_s``: {ok, fps, width, height, error}.
-
-    Never raises for a failed check; a capture that hangs is left to its own thread.
-    """
-    result: dict[str, Any] = {"ok": False, "fps": None, "width": None, "height": None, "error": None}
-
-    def attempt() -> None:
-        try:
-            cap = open_capture(camera, timeout_s=timeout_s)
-        except SourceError as exc:
-            result["error"] = str(exc)
-            return
-        except Exception as exc:  # cv2 raises cv2.error for some malformed inputs
-            result["error"] = f"{describe(camera)}: {exc}"
-            return
-        try:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                result["error"] = f"{describe(camera)}: opened but no frame could be decoded"
-                return
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            result.update(ok=True, fps=round(float(fps), 3) if fps and fps > 0 else None,
-                          width=int(frame.shape[1]), height=int(frame.shape[0]))
-        finally:
-            cap.release()
-
-    worker = threading.Thread(target=attempt, name=f"probe-{camera.get('name')}", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        result["error"] = f"{describe(camera)}: no frame within {timeout_s:g} s"
-    return result
+DEFAULT_RECONNECT_MAX_S = 2.5
+# A live stream whose grab() fails and that gave no new picture for this long has ended
+# (server gone); shorter gaps between failures are damaged packets.
+READ_FAIL_GRACE_S = 1.0
+FAIL_PAUSE_S = 0.01
+TIMEOUT_FRACTION = 0.9
 
 
 class CameraSource:
@@ -193,6 +86,10 @@ class CameraSource:
         self._media_frames = 0                       # frames read from a file, across loops
         self.capture_rate = RateMeter()
         self.gate = gate  # edge.pipeline.gate.DetectGate: which frames are converted, which detected
+        self.error_code: str | None = None
+        self.error_fix: str | None = None
+        self.decode_errors = 0                       # failed grabs/retrieves while the stream went on
+        self.frames_skipped = 0                      # repeated or empty pictures, never processed
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -230,6 +127,10 @@ class CameraSource:
                 "frames_dropped": self.ring.dropped,
                 "source_kind": self.kind,
                 "error": self.error,
+                "error_code": self.error_code,
+                "error_fix": self.error_fix,
+                "decode_errors": self.decode_errors + native_log.decode_errors(self.name),
+                "frames_skipped": self.frames_skipped,
                 "finished": self.finished,
             }
 
@@ -243,17 +144,19 @@ class CameraSource:
             stalled = (self.online and self._last_frame_mono is not None
                        and now_mono - self._last_frame_mono > self.stall_timeout_s)
         if stalled:
-            self._set_state(False, f"no frame for {self.stall_timeout_s:g} s (stalled)")
+            self._set_state(False, f"no new frame for {self.stall_timeout_s:g} s (stalled)", "stalled")
         return stalled
 
-    def _set_state(self, online: bool, error: str | None = None) -> None:
+    def _set_state(self, online: bool, error: str | None = None, code: str | None = None,
+                   fix: str | None = None) -> None:
         with self._lock:
             changed = online != self.online
             self.online = online
             if error is not None or online:
-                self.error = error
+                self.error, self.error_code, self.error_fix = error, code, fix
             payload = {"name": self.name, "online": online, "reconnects": self.reconnects,
-                       "last_frame_at": iso_utc(self.last_frame_at)}
+                       "last_frame_at": iso_utc(self.last_frame_at), "error": self.error,
+                       "error_code": self.error_code}
         if not changed:
             return
         if online:
@@ -270,18 +173,18 @@ class CameraSource:
     # -- capture thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self.backoff_initial_s
+        backoff = Backoff(self.backoff_initial_s, self.reconnect_max_s)
         while not self._stop.is_set():
             try:
                 cap = open_capture(self.camera)
             except Exception as exc:  # SourceError, or cv2.error for a malformed source string
                 message = str(exc)
+                cause = getattr(exc, "cause", None)
                 if message != self.error:  # once per distinct failure, not once per retry
-                    log.warning("%s (retrying with backoff up to %g s)", message, self.reconnect_max_s)
-                self._set_state(False, message)
-                if self._stop.wait(backoff):
+                    log.warning("%s (retrying, every %g s at most)", message, self.reconnect_max_s)
+                self._set_state(False, message, cause.code if cause else None, cause.fix if cause else None)
+                if self._stop.wait(backoff.next()):
                     break
-                backoff = min(backoff * 2, self.reconnect_max_s)
                 continue
             if self.opened_once and not self._reopening_file:
                 with self._lock:
@@ -297,7 +200,7 @@ class CameraSource:
             finally:
                 cap.release()
             if got_frames:
-                backoff = self.backoff_initial_s
+                backoff.reset()
             if reason == "stop" or self._stop.is_set():
                 break
             if reason == "eof" and self.kind == "file":
@@ -308,16 +211,19 @@ class CameraSource:
                     self.finished = True
                 self._set_state(False, "end of file")
                 break
-            self._set_state(False, "stream ended" if reason == "eof" else f"read failed ({reason})")
-            if self._stop.wait(backoff):
+            if reason == "stalled":
+                self._set_state(False, f"no new frame for {self.stall_timeout_s:g} s (stalled)", "stalled")
+            else:
+                self._set_state(False, "stream ended" if reason == "eof" else f"read failed ({reason})", "ended")
+            if self._stop.wait(backoff.next()):
                 break
-            backoff = min(backoff * 2, self.reconnect_max_s)
         if self.lossless:
             self.ring.close()  # tells the consumer that no more frames will come
         if self.online:
             self._set_state(False, "stopped")
 
     _reopening_file = False
+    _pending_errors = 0
 
     def _read_frames(self, cap: cv2.VideoCapture) -> tuple[str, bool]:
         """Decode into ring slots until the stream ends/fails or stop is requested."""
@@ -332,11 +238,15 @@ class CameraSource:
         pace = interval > 0
         next_due = time.monotonic()
         got_frames = False
+        live = self.kind != "file"
+        progress = FrameProgress()
+        self._pending_errors = 0
         while not self._stop.is_set():
             if pace:
                 delay = next_due - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return "stop", got_frames
+
                 next_due = max(next_due + interval, time.monotonic() - interval)
             slot = None
             while slot is None:
@@ -345,22 +255,44 @@ class CameraSource:
                     if slot is not None:
                         ring.abandon(slot)
                     return "stop", got_frames
-            # grab() waits for the next frame (on a live camera, for the camera itself);
-            # retrieve() converts it into the slot's buffer in place. "decode" is the work
-            # done here, so a live camera's waiting time does not count as decoding.
+            # grab() reads and decodes the next packet(s), retrieve() converts the picture into
+            # the slot's buffer in place: "decode" is both (on a live camera grab() also holds
+            # the wait for the packet, which OpenCV does not let us tell apart).
             t0 = time.perf_counter()
             ok = cap.grab()
-            t1 = time.perf_counter()
-            if ok and self.gate is not None and not self.gate.sample_due(time.monotonic()):
-                ring.abandon(slot)  # decoded by grab(), never converted: the gate skips it
-                got_frames = self._note_frame(time.time(), time.monotonic(), t1 - t0)
+            # A grab that lasted FFmpeg's whole read timeout ended by its interrupt: what it
+            # returns is the decoder's flushed leftover, not the camera moving on.
+            timed_out = time.perf_counter() - t0 >= TIMEOUT_FRACTION * self.stall_timeout_s
+            skip = ok and self.gate is not None and not self.gate.sample_due(time.monotonic())
+            if skip and (not live or (not timed_out and progress.pts_advanced(cap.get(cv2.CAP_PROP_POS_MSEC)))):
+                # decoded by grab(), never converted: the gate skips it, and the stream's own
+                # clock says it moved on (without usable timestamps the picture has to tell)
+                ring.abandon(slot)
+                self._flush_decode_errors()
+                got_frames = self._note_frame(time.time(), time.monotonic(), time.perf_counter() - t0)
                 continue
             out = cap.retrieve(slot.array)[1] if ok else None
-            t2 = time.perf_counter()
-            decode_s = (t2 - t0) if self.kind == "file" else (t2 - t1)
-            if not ok or out is None:
+            decode_s = time.perf_counter() - t0
+            if not ok or out is None or out.size == 0:
                 ring.abandon(slot)
-                return "eof", got_frames
+                if not live:
+                    return "eof", got_frames
+                verdict = self._failed_read(progress, ok)
+                if verdict:
+                    return verdict, got_frames
+                continue
+            if live and (timed_out or not progress.accept(out, cap.get(cv2.CAP_PROP_POS_MSEC))):
+                ring.abandon(slot)  # the last picture again (FFmpeg's read timeout): not a frame
+                with self._lock:
+                    self.frames_skipped += 1
+                if progress.stalled_for() > self.stall_timeout_s:
+                    return "stalled", got_frames
+                continue
+            self._flush_decode_errors()
+            if skip:  # converted only to see that the stream moved on: not for the detector
+                ring.abandon(slot)
+                got_frames = self._note_frame(time.time(), time.monotonic(), decode_s)
+                continue
             if out is not slot.array:
                 # The stream's frame shape differs from the buffers: reallocate once, copy this frame.
                 ring.abandon(slot)
@@ -398,3 +330,25 @@ class CameraSource:
                 self.metrics.incr("frames_dropped", dropped - self._dropped_reported, self.name)
                 self._dropped_reported = dropped
         return True
+
+    def _flush_decode_errors(self) -> None:
+        """Decode errors are counted once a picture follows them (the failures before an end are not)."""
+        if not self._pending_errors:
+            return
+        with self._lock:
+            self.decode_errors += self._pending_errors
+        if self.metrics is not None:
+            self.metrics.incr("decode_errors", self._pending_errors, self.name)
+        self._pending_errors = 0
+
+    def _failed_read(self, progress: FrameProgress, grabbed: bool) -> str | None:
+        """A live stream's grab/retrieve failed: a decode error while pictures still come,
+        the end of the stream once none came for READ_FAIL_GRACE_S, a stall after stall_timeout_s."""
+        self._pending_errors += 1  # counted once a picture follows: the failures before an end are not
+        stalled_for = progress.stalled_for()
+        if stalled_for > self.stall_timeout_s:
+            return "stalled"
+        if not grabbed and stalled_for > min(READ_FAIL_GRACE_S, self.stall_timeout_s):
+            return "eof"
+        self._stop.wait(FAIL_PAUSE_S)
+        return None

@@ -203,6 +203,8 @@ class Telemetry:
             for figure in DETECT_FIGURES:  # edge.pipeline.gate.detect_figures: decode/detect rates, motion
                 if figure in status:
                     entry[figure] = status[figure]
+            for field in ("error", "error_code", "decode_errors"):  # why a camera is offline, how damaged its stream
+                entry[field] = status.get(field)
             cameras.append(entry)
         self._prev_counters = {k: v for k, v in counters.items() if k[0] in CAMERA_COUNTERS}
         self._prev_t = now

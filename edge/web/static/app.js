@@ -42,7 +42,9 @@
       var tr = document.createElement("tr");
       tr.setAttribute("data-camera", c.name);
       tr.appendChild(cell(c.name));
-      tr.appendChild(cell(c.online ? "online" : "offline", c.online ? "ok" : "bad"));
+      var state = cell(c.online ? "online" : "offline", c.online ? "ok" : "bad");
+      if (!c.online && c.error) state.title = c.error;  // the named cause: 401, refused, stalled ...
+      tr.appendChild(state);
       var fps = cell((c.fps_processed || 0).toFixed(1), "fps");
       fps.setAttribute("data-col", "fps_processed");
       tr.appendChild(fps);
