@@ -12,6 +12,7 @@ import pytest
 from edge.config import load_settings
 from edge.context import ServiceContext
 from edge.db.migrate import migrate_database
+from edge.pipeline import gst
 from edge.pipeline.service import Pipeline
 from edge.pipeline.sources import has_gstreamer, probe_source, source_kind
 from tests.conftest import CLIP, FACEPRO, subprocess_env
@@ -156,14 +157,16 @@ def test_bad_sources_give_clear_errors(tmp_path: Path) -> None:
     assert result["ok"] is False and url in result["error"]
 
     result = probe_source({"name": "e", "source": "videotestsrc ! videoconvert ! appsink"}, timeout_s=5)
-    if has_gstreamer():
+    if gst.available():
+        assert result["ok"] is True and result["decoder"] == "GStreamer, custom pipeline"
+    elif has_gstreamer():
         assert result["ok"] is True
     else:
         assert result["ok"] is False and "GStreamer" in result["error"]
 
     good = probe_source({"name": "f", "source": str(CLIP)}, timeout_s=10)
     assert good == {"ok": True, "fps": pytest.approx(29.97, abs=0.01), "width": 640, "height": 360, "error": None,
-                    "code": None, "fix": None, "ffmpeg": []}
+                    "code": None, "fix": None, "ffmpeg": [], "decoder": "FFmpeg/OpenCV"}
 
 
 def test_process_bad_video_exits_2_naming_it(write_settings, tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def check_camera(camera: dict[str, Any], timeout_s: float, health: dict[str, Any
         probes[camera["name"]] = result
     if result.get("ok"):
         fps = f"{result['fps']:g} fps" if result.get("fps") else "fps unknown"
-        return Check(name, PASS, f"{result['width']}x{result['height']}, {fps}")
+        decoder = f", {result['decoder']}" if result.get("decoder") else ""
+        return Check(name, PASS, f"{result['width']}x{result['height']}, {fps}{decoder}")
     error = str(result.get("error") or "no frame")
     if result.get("ffmpeg"):
         error += " (FFmpeg: " + " | ".join(result["ffmpeg"][-2:]) + ")"
@@ -84,7 +85,8 @@ def _camera_fix(camera: dict[str, Any]) -> str:
         return ("check the camera is powered and reachable from the device (ping, `ffprobe URL`), and the URL, "
                 "user and password in cameras[].source")
     if "!" in text:
-        return "check the GStreamer pipeline with `gst-launch-1.0` (see deploy/JETSON.md)"
+        return ("check the GStreamer pipeline with `gst-launch-1.0` (end it in `! fakesink` there, in `! appsink` "
+                "in the settings; see deploy/JETSON.md)")
     return f"cameras[].source {text}: the file must exist, be readable by facepro and hold a decodable video"
 
 

@@ -4,9 +4,12 @@ Source kinds (from the ``source`` value):
 
 * ``usb``        an integer device index, a string of digits or a ``/dev/...`` path (V4L2);
 * ``url``        ``rtsp://``, ``rtsp(s)``, ``http(s)://`` ... (MJPEG, H.264) through OpenCV's FFmpeg backend;
-* ``gstreamer``  a pipeline string (contains ``!``), ending in ``appsink``; needs an OpenCV built
-                 with GStreamer (Jetson images), otherwise a clear error;
+* ``gstreamer``  a pipeline string (contains ``!``), ending in ``appsink``: run through PyGObject
+                 (:mod:`edge.pipeline.gst`), or OpenCV's GStreamer backend where only that exists;
 * ``file``       a video file, optionally looped, paced at its native rate or read as fast as possible.
+
+``backend: gstreamer`` on a URL camera decodes it with a pipeline chosen for the platform
+(:func:`edge.pipeline.gst.choose_platform`, or ``cameras[].decoder``).
 
 A URL that does not open is diagnosed (:mod:`edge.pipeline.camera_errors`): the error names
 the cause (401, 404, refused, unknown host, timeout, TLS, unknown scheme) and a fix. Messages
@@ -14,6 +17,7 @@ name the camera by its masked URL; the password never appears.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import datetime, timezone
@@ -23,8 +27,11 @@ from typing import Any
 import cv2
 
 from edge.errors import FaceproError
+from edge.pipeline import gst
 from edge.pipeline.camera_errors import CameraError, check_scheme, diagnose
 from edge.pipeline.camera_url import CredentialError, display_source, open_url
+
+log = logging.getLogger(__name__)
 
 KINDS = ("usb", "url", "gstreamer", "file")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -79,7 +86,38 @@ def _ffmpeg_options(camera: dict[str, Any]) -> str:
     return "|".join(options)
 
 
-def _open_url(camera: dict[str, Any], timeout_ms: int, what: str) -> cv2.VideoCapture:
+def _gst_url(camera: dict[str, Any], url: str, timeout_s: float, what: str,
+             stop: threading.Event | None) -> gst.GstCapture:
+    platform, why = gst.choose_platform(camera.get("decoder") or "auto")
+    try:
+        cap = gst.GstCapture(url=url, platform=platform, transport=camera.get("rtsp_transport") or "tcp",
+                             open_timeout_s=timeout_s, read_timeout_s=timeout_s, stop=stop)
+    except gst.GstSourceError as exc:
+        cause = diagnose(url, timeout_s=min(timeout_s, 5.0))
+        if cause.code in ("unknown", "not_stream"):
+            raise SourceError(f"{what}: GStreamer ({platform} decoding): {exc}", cause) from None
+        raise SourceError(f"{what}: {cause.text()}", cause) from None
+    log.info("%s: GStreamer, %s decoding (%s): %s", what, platform, why, cap.description)
+    return cap
+
+
+def _gst_launch(camera: dict[str, Any], timeout_s: float, what: str,
+                stop: threading.Event | None) -> gst.GstCapture | cv2.VideoCapture:
+    source = str(camera["source"])
+    if not gst.available():
+        if has_gstreamer():
+            return cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
+        raise SourceError(f"{what}: a GStreamer pipeline needs PyGObject with GStreamer (python3-gi, "
+                          "gir1.2-gstreamer-1.0) or an OpenCV built with GStreamer, and neither is here "
+                          "(use an RTSP/HTTP URL or a device instead)")
+    try:
+        return gst.GstCapture(launch=source, open_timeout_s=timeout_s, read_timeout_s=timeout_s, stop=stop)
+    except gst.GstSourceError as exc:
+        raise SourceError(f"{what}: {exc}") from None
+
+
+def _open_url(camera: dict[str, Any], timeout_ms: int, what: str,
+              stop: threading.Event | None = None) -> cv2.VideoCapture | gst.GstCapture:
     bad = check_scheme(str(camera["source"]))
     if bad is not None:
         raise SourceError(f"{what}: {bad.text()}", bad)
@@ -87,6 +125,10 @@ def _open_url(camera: dict[str, Any], timeout_ms: int, what: str) -> cv2.VideoCa
         url = open_url(camera)
     except CredentialError as exc:
         raise SourceError(f"{what}: {exc}") from None
+    if camera.get("backend") == "gstreamer":
+        if not gst.available():
+            raise SourceError(f"{what}: backend 'gstreamer': {gst.unavailable_reason()}")
+        return _gst_url(camera, url, timeout_ms / 1000.0, what, stop)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
     with _open_lock:
         before = os.environ.get(_OPTIONS_ENV)
@@ -108,8 +150,11 @@ def _open_url(camera: dict[str, Any], timeout_ms: int, what: str) -> cv2.VideoCa
     return cap
 
 
-def open_capture(camera: dict[str, Any], timeout_s: float | None = None) -> cv2.VideoCapture:
-    """An opened ``VideoCapture`` for ``camera``; raises SourceError naming the camera and source."""
+def open_capture(camera: dict[str, Any], timeout_s: float | None = None,
+                 stop: threading.Event | None = None) -> Any:
+    """An opened ``VideoCapture`` (or :class:`~edge.pipeline.gst.GstCapture`, which reads the same)
+    for ``camera``; raises SourceError naming the camera and source. ``stop`` ends a blocked
+    GStreamer open or read early."""
     source = camera["source"]
     kind = source_kind(source)
     backend_setting = camera.get("backend", "auto")
@@ -117,19 +162,19 @@ def open_capture(camera: dict[str, Any], timeout_s: float | None = None) -> cv2.
     timeout_ms = int(max(stall, 0.1) * 1000)
     what = describe(camera)
 
-    if kind == "gstreamer" or backend_setting == "gstreamer":
-        if not has_gstreamer():
-            raise SourceError(f"{what}: a GStreamer pipeline needs OpenCV built with GStreamer, "
-                              "and this OpenCV has no GStreamer support (use an RTSP/HTTP URL or a device instead)")
-        cap = cv2.VideoCapture(str(source), cv2.CAP_GSTREAMER)
+    if kind == "gstreamer":
+        cap = _gst_launch(camera, timeout_ms / 1000.0, what, stop)
+    elif kind == "url":
+        return _open_url(camera, timeout_ms, what, stop)
+    elif backend_setting == "gstreamer":
+        raise SourceError(f"{what}: backend 'gstreamer' takes an rtsp:// or http(s):// URL or a whole "
+                          f"pipeline (a source with '!'), not a {kind} source")
     elif kind == "usb":
         target: int | str = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
         if isinstance(target, str) and not os.path.exists(target):
             raise SourceError(f"{what}: device {target} does not exist")
         api = cv2.CAP_FFMPEG if backend_setting == "ffmpeg" else cv2.CAP_V4L2
         cap = cv2.VideoCapture(target, api)
-    elif kind == "url":
-        return _open_url(camera, timeout_ms, what)
     else:
         path = Path(str(source))
         if not path.exists():

@@ -176,7 +176,7 @@ class CameraSource:
         backoff = Backoff(self.backoff_initial_s, self.reconnect_max_s)
         while not self._stop.is_set():
             try:
-                cap = open_capture(self.camera)
+                cap = open_capture(self.camera, stop=self._stop)
             except Exception as exc:  # SourceError, or cv2.error for a malformed source string
                 message = str(exc)
                 cause = getattr(exc, "cause", None)
