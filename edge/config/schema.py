@@ -113,6 +113,7 @@ CAMERA = Item(
         "password": _f(STR, nullable=True, secret=True, max_length=1024),
         "password_file": _f(STR, nullable=True, path=True),
         "rtsp_transport": _f(STR, choices=("tcp", "udp")),
+        "decoder": _f(STR, choices=("auto", "nvidia", "vaapi", "software")),
     },
     required=("name", "source"),
     defaults={
@@ -124,13 +125,14 @@ CAMERA = Item(
         "height": None,
         "stall_timeout_s": 10.0,
         "backend": "auto",
-        "reconnect_max_s": 30.0,
+        "reconnect_max_s": 2.5,
         "det_max_side": None,
         "area": None,
         "detect_fps": None,
         "motion": None,
         "motion_masks": [],
         "rtsp_transport": "tcp",
+        "decoder": "auto",
     },
 )
 
