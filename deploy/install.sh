@@ -3,12 +3,18 @@
 #
 #   deploy/install.sh [--root DIR] [--models PATH] [--flavour auto|cpu|gpu|jetson|openvino]
 #                     [--wheel FILE | --source DIR] [--ort-wheel FILE] [--pip-args ARGS]
-#                     [--python PATH (default /usr/bin/python3)] [--system-site-packages] [--detect-only]
+#                     [--python PATH (default /usr/bin/python3)] [--system-site-packages] [--with-jtop]
+#                     [--detect-only]
 #
 # What it does (each step is skipped when already done, so a second run changes nothing):
 #   * /opt/facepro/venv: its own virtual environment with facepro and the onnxruntime
 #     flavour for this hardware (JetPack build on a Jetson, GPU build with an NVIDIA
 #     driver, CPU otherwise: printed as "onnxruntime flavour: ...");
+#     on a Jetson (JetPack 6 only: L4T R36, Python 3.10) it sees the system's packages, installs
+#     no OpenCV from PyPI (JetPack's has GStreamer and is built against numpy 1.x) and keeps
+#     numpy below 2; jetson-stats (jtop, AGPL-3.0) only with --with-jtop;
+#   * the distribution's PyGObject (python3-gi) made importable in the venv where it is
+#     installed, for the GStreamer camera source;
 #   * /usr/local/bin/facepro: the command line, using /etc/facepro/settings.json and run
 #     as the facepro user when called by root;
 #   * the facepro system user (groups video, plus plugdev/render where they exist),
@@ -37,7 +43,7 @@ python=python3
 # The distribution's interpreter: the service user must be able to run it (not one in /root).
 [ ! -x /usr/bin/python3 ] || python=/usr/bin/python3
 root=/ models="" flavour=auto wheel="" source_dir="" ort_wheel="" pip_args=""
-system_site=auto detect_only=0
+system_site=auto detect_only=0 with_jtop=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) root="${2:?--root needs a directory}"; shift 2 ;;
@@ -49,6 +55,7 @@ while [ $# -gt 0 ]; do
         --pip-args) pip_args="${2?--pip-args needs a value}"; shift 2 ;;
         --python) python="${2:?--python needs a path}"; shift 2 ;;
         --system-site-packages) system_site=yes; shift ;;
+        --with-jtop) with_jtop=1; shift ;;
         --detect-only) detect_only=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument $1 (see: $0 --help)" 2 ;;
@@ -91,6 +98,12 @@ else
     reason="$flavour (chosen with --flavour)"
 fi
 say "onnxruntime flavour: $reason"
+if [ "$flavour" = jetson ] && [ -f "$prefix/etc/nv_tegra_release" ]; then
+    l4t="$(sed -n 's/^# R\([0-9]*\) .*/\1/p' "$prefix/etc/nv_tegra_release" | head -n 1)"
+    if [ -n "$l4t" ] && [ "$l4t" -lt 36 ]; then
+        die "L4T R$l4t is JetPack 5 or older (Python 3.8): FacePro Edge needs Python 3.10, which JetPack 6 (L4T R36) ships; see deploy/JETSON.md"
+    fi
+fi
 [ "$detect_only" = 0 ] || exit 0
 
 command -v "$python" >/dev/null 2>&1 || die "--python: $python not found (install python3 and python3-venv)" 2
@@ -214,27 +227,59 @@ stamp_text="wheel=$wheel_id
 flavour=$flavour
 ort_wheel=$ort_id
 pip_args=$pip_args
+jtop=$with_jtop
 "
+check_jetson_opencv() {
+    [ "$flavour" = jetson ] || return 0
+    "$vpy" -c 'import cv2' 2>/dev/null \
+        || die "--flavour jetson: JetPack's OpenCV does not import in $venv; install it (apt-get install nvidia-opencv, or python3-opencv) and rerun (see deploy/JETSON.md)"
+    "$vpy" -c 'import numpy, sys; sys.exit(int(numpy.__version__.split(".")[0]) >= 2)' \
+        || die "--flavour jetson: numpy 2 is importable in $venv, which JetPack's OpenCV cannot use; remove it from the system Python (pip3 uninstall numpy) and rerun"
+    say "OpenCV $("$vpy" -c 'import cv2; print(cv2.__version__, "from", cv2.__file__)'), numpy $("$vpy" -c 'import numpy; print(numpy.__version__)')"
+}
+pip=("$vpy" -m pip install -q)
+case "$flavour" in
+    cpu) extra=cpu; unwanted=(onnxruntime-gpu onnxruntime-openvino) ;;
+    gpu) extra=gpu; unwanted=(onnxruntime onnxruntime-openvino) ;;
+    # PyPI's OpenCV would shadow JetPack's (no GStreamer, and it pulls numpy 2, after which
+    # JetPack's cv2 no longer imports): an earlier install's copy goes too.
+    jetson) extra=jetson; unwanted=(onnxruntime onnxruntime-openvino opencv-python-headless opencv-python) ;;
+    openvino) extra=openvino; unwanted=(onnxruntime onnxruntime-gpu) ;;
+esac
+if [ "$flavour" = jetson ]; then
+    printf 'numpy<2\n' > "$work/constraints.txt"   # JetPack's OpenCV is built against numpy 1.x
+    pip+=(-c "$work/constraints.txt")
+    if [ "$with_jtop" = 1 ]; then extra="jetson,jtop"; else unwanted+=(jetson-stats); fi
+fi
+if [ -n "$ort_wheel" ]; then  # the onnxruntime build given on purpose stays, whatever its name
+    ort_dist="$(basename "$ort_wheel" | cut -d- -f1 | tr 'A-Z_' 'a-z-')"
+    kept=(); for dist in "${unwanted[@]}"; do [ "$dist" = "$ort_dist" ] || kept+=("$dist"); done
+    unwanted=("${kept[@]}")
+fi
+# Never two onnxruntime builds side by side (they overwrite each other's files). Only what
+# this venv holds is removed, never a package of the system's (--system-site-packages).
+local_dists="$("$vpy" -m pip list --local --format=freeze 2>/dev/null | cut -d= -f1 | tr 'A-Z_' 'a-z-')"
+for dist in "${unwanted[@]}"; do
+    if printf '%s\n' "$local_dists" | grep -qx "$dist"; then
+        say "removing $dist (not part of the $flavour flavour)"
+        "$vpy" -m pip uninstall -q -y "$dist"
+        changed=1
+    fi
+done
+if [ "$flavour" = jetson ] && printf '%s\n' "$local_dists" | grep -qx numpy \
+    && ! "$vpy" -c 'import numpy, sys; sys.exit(int(numpy.__version__.split(".")[0]) >= 2)' 2>/dev/null; then
+    say "replacing numpy 2 in $venv (JetPack's OpenCV needs numpy 1.x)"
+    "$vpy" -m pip uninstall -q -y numpy
+    # shellcheck disable=SC2086
+    "${pip[@]}" $pip_args "numpy>=1.24.2" || die "pip could not install numpy<2"
+    changed=1
+fi
 if [ -f "$opt/.install-stamp" ] && [ "$(cat "$opt/.install-stamp")
 " = "$stamp_text" ]; then
     say "${wheel_id%% *} already installed in $venv (unchanged)"
 else
     say "installing ${wheel_id%% *} into $venv"
     changed=1
-    pip=("$vpy" -m pip install -q)
-    case "$flavour" in
-        cpu) extra=cpu; unwanted=(onnxruntime-gpu onnxruntime-openvino) ;;
-        gpu) extra=gpu; unwanted=(onnxruntime onnxruntime-openvino) ;;
-        jetson) extra=jetson; unwanted=(onnxruntime onnxruntime-openvino) ;;
-        openvino) extra=""; unwanted=(onnxruntime onnxruntime-gpu) ;;
-    esac
-    # Never two onnxruntime builds side by side (they overwrite each other's files).
-    for dist in "${unwanted[@]}"; do
-        if "$vpy" -m pip show -q "$dist" >/dev/null 2>&1; then
-            say "removing $dist (flavour is now $flavour)"
-            "$vpy" -m pip uninstall -q -y "$dist"
-        fi
-    done
     if [ "$flavour" = jetson ]; then
         if [ -n "$ort_wheel" ]; then
             # shellcheck disable=SC2086
@@ -242,10 +287,6 @@ else
         elif ! "$vpy" -c 'import onnxruntime' 2>/dev/null; then
             die "--flavour jetson: no onnxruntime-gpu for JetPack found; pass --ort-wheel FILE (see deploy/JETSON.md)"
         fi
-    fi
-    if [ "$flavour" = openvino ]; then
-        # shellcheck disable=SC2086
-        "${pip[@]}" $pip_args onnxruntime-openvino || die "pip could not install onnxruntime-openvino"
     fi
     spec="$wheel${extra:+[$extra]}"
     # shellcheck disable=SC2086
@@ -255,7 +296,8 @@ else
         # shellcheck disable=SC2086
         "${pip[@]}" $pip_args --force-reinstall --no-deps "$wheel"
     fi
-    if "$vpy" -m pip show -q opencv-python >/dev/null 2>&1; then
+    check_jetson_opencv
+    if [ "$flavour" != jetson ] && "$vpy" -m pip show -q opencv-python >/dev/null 2>&1; then
         say "removing opencv-python (it clashes with opencv-python-headless)"
         "$vpy" -m pip uninstall -q -y opencv-python
         # shellcheck disable=SC2086
@@ -268,6 +310,22 @@ else
     done
     put_file "$opt/dist/$(basename "$wheel")" "$wheel" 644
     put_text "$opt/.install-stamp" "$stamp_text" 644
+fi
+check_jetson_opencv
+
+# The GStreamer camera source uses the distribution's PyGObject (python3-gi, built for this
+# very interpreter): a venv without the system's packages gets a link to it, nothing else.
+if ! "$vpy" -c 'import gi' 2>/dev/null; then
+    gi_dir="$("$python" -c 'import gi, os; print(os.path.dirname(gi.__file__))' 2>/dev/null || true)"
+    site="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    abi() { "$1" -c 'import sysconfig; print(sysconfig.get_config_var("SOABI"))'; }
+    if [ -n "$gi_dir" ] && [ "$(abi "$python")" = "$(abi "$vpy")" ]; then
+        ln -sfn "$gi_dir" "$site/gi"
+        changed=1
+        say "linked the system's PyGObject ($gi_dir) into $venv for GStreamer cameras"
+    else
+        say "note: no PyGObject for $python (apt-get install python3-gi gir1.2-gstreamer-1.0 python3-gst-1.0): GStreamer cameras need it"
+    fi
 fi
 
 # -- files and directories ------------------------------------------------------------------

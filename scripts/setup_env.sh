@@ -24,8 +24,10 @@ if [ "$mode" = test ]; then
     # camera tests: a real RTSP camera (Debian's GStreamer RTSP server, run by /usr/bin/python3
     # with Debian's PyGObject), clips encoded with ffmpeg, H.264/H.265 payloaders and decoders
     command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
-    for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-               gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools; do
+    # the service's own GStreamer source reads through PyGObject (python3-gst-1.0 maps buffers
+    # without a copy); python3-opencv stands in for JetPack's OpenCV in the Jetson install test
+    for pkg in python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+               gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools python3-opencv; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_packages+=("$pkg")
     done
     if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -67,6 +69,18 @@ if [ ! -f "$stamp" ]; then
         .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
     fi
     touch "$stamp"
+fi
+
+# The GStreamer camera source needs the distribution's PyGObject, built for the same Python ABI:
+# link it into the venv (install.sh does the same on a device); without it those tests skip.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [ ! -e "$site/gi" ] && [ -x /usr/bin/python3 ]; then
+    gi_dir="$(/usr/bin/python3 -c 'import gi, os; print(os.path.dirname(gi.__file__))' 2>/dev/null || true)"
+    abi() { "$1" -c 'import sysconfig; print(sysconfig.get_config_var("SOABI"))'; }
+    if [ -n "$gi_dir" ] && [ "$(abi /usr/bin/python3)" = "$(abi .venv/bin/python)" ]; then
+        ln -sfn "$gi_dir" "$site/gi"
+        echo "setup: linked the system's PyGObject into .venv"
+    fi
 fi
 
 # Prometheus's promtool checks the /metrics text in the tests. Only Debian's `prometheus`

@@ -209,3 +209,82 @@ def test_existing_settings_are_kept_and_checked(installed: dict[str, Any]) -> No
         assert settings.read_text() == '{"mqtt": {"port": "x"}}'
     finally:
         settings.write_bytes(original)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _system_has_opencv() -> bool:
+    return os.path.exists(SYSTEM_PYTHON) and subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import cv2, numpy, gi"], capture_output=True, check=False).returncode == 0
+
+
+def _venv_python(root: Path, code: str) -> str:
+    return subprocess.run([str(root / "opt/facepro/venv/bin/python"), "-c", code], capture_output=True, text=True,
+                          check=True, env=subprocess_env()).stdout.strip()
+
+
+def _local_dists(root: Path) -> set[str]:
+    out = _venv_python(root, "import subprocess, sys; subprocess.run([sys.executable, '-m', 'pip', 'list', "
+                             "'--local', '--format=freeze'])")
+    return {line.split("==")[0].lower().replace("_", "-") for line in out.splitlines()}
+
+
+@pytest.mark.skipif(not _system_has_opencv(),
+                    reason="needs the distribution's OpenCV, numpy 1.x and PyGObject (python3-opencv, python3-gi), "
+                           "standing in for JetPack's; scripts/setup_env.sh test installs them")
+def test_jetson_flavoured_install_keeps_jetpacks_opencv_and_numpy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A Jetson image (JetPack 6): the venv sees the system's packages, gets no OpenCV from PyPI,
+    keeps numpy below 2 so the system's cv2 (built against numpy 1.x) still imports, installs no
+    jetson-stats unless asked, and a rerun changes nothing, or repairs what an older install left."""
+    base = tmp_path_factory.mktemp("jetson")
+    source = base / "source"
+    shutil.copytree(REPO, source, ignore=SNAPSHOT_IGNORE, symlinks=True)
+    script = source / "deploy" / "install.sh"
+    root = base / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic\n")
+    wheels = base / "ort"
+    download = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pip", "download", "-q", "--no-deps",
+                               "--only-binary", ":all:", "-d", str(wheels), "onnxruntime"],
+                              capture_output=True, text=True, env=subprocess_env(), check=False)
+    if download.returncode != 0:
+        pytest.skip(f"cannot fetch an onnxruntime wheel to stand in for JetPack's: {download.stderr[-300:]}")
+    ort_wheel = next(wheels.glob("onnxruntime-*.whl"))
+    args = ("--source", str(source), "--ort-wheel", str(ort_wheel), "--python", SYSTEM_PYTHON)
+
+    first = install(root, *args, script=script, check=False)
+    if first.returncode != 0 and any(sign in first.stdout + first.stderr for sign in OFFLINE_SIGNS):
+        pytest.skip("the package index is unreachable: install.sh needs it for the dependencies")
+    assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
+    assert "onnxruntime flavour: jetson" in first.stdout
+    local = _local_dists(root)
+    assert not local & {"opencv-python", "opencv-python-headless", "jetson-stats", "numpy"}, local
+    assert "onnxruntime" in local and "facepro-edge" in local
+    found = json.loads(_venv_python(root, "import json, cv2, numpy, gi; from edge.pipeline import gst; "
+                                          "print(json.dumps([cv2.__file__, numpy.__version__, gst.available()]))"))
+    assert found[0].startswith("/usr/lib/python3/dist-packages/") and int(found[1].split(".")[0]) < 2 and found[2]
+    assert "--system-site-packages" not in first.stdout and "include-system-site-packages = true" in (
+        root / "opt/facepro/venv/pyvenv.cfg").read_text()
+
+    before = tree(root)
+    second = install(root, *args, script=script)
+    assert tree(root) == before and "no changes" in second.stdout, second.stdout
+
+    # A device installed before: PyPI's OpenCV in the venv, which pulled numpy 2 and breaks cv2.
+    venv_pip = [str(root / "opt/facepro/venv/bin/python"), "-m", "pip", "install", "-q", "opencv-python-headless"]
+    subprocess.run(venv_pip, check=True, capture_output=True, env=subprocess_env(), timeout=600)
+    assert "opencv-python-headless" in _local_dists(root)
+    third = install(root, *args, script=script)
+    assert "removing opencv-python-headless" in third.stdout, third.stdout
+    assert not _local_dists(root) & {"opencv-python-headless", "opencv-python"}
+    found = _venv_python(root, "import cv2, numpy; print(cv2.__file__, numpy.__version__)").split()
+    assert found[0].startswith("/usr/lib/python3/dist-packages/") and int(found[1].split(".")[0]) < 2, found
+
+
+def test_jetpack_5_is_refused_with_the_reason(tmp_path: Path) -> None:
+    root = tmp_path / "jp5"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/nv_tegra_release").write_text("# R35 (release), REVISION: 5.0, GCID: 35550185, BOARD: t186ref\n")
+    proc = install(root, "--detect-only", check=False)
+    assert proc.returncode == 1 and "L4T R35" in proc.stderr and "JetPack 6" in proc.stderr and "3.10" in proc.stderr

@@ -29,9 +29,19 @@ def ctx(write_settings) -> ServiceContext:
 def test_no_gpu_reports_unavailable_with_reasons_not_zeros() -> None:
     result = gpu.probe_gpu()
     assert result["available"] is False and result["source"] is None
-    for name in ("jtop", "sysfs", "tegrastats", "nvml"):
+    for name in ("sysfs", "tegrastats", "nvml"):
         assert f"{name}:" in result["reason"]
     assert not any(key in result for key in FIGURES)
+
+
+def test_jtop_is_asked_only_where_jetson_stats_was_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jetson-stats is AGPL-3.0 and opt-in: sysfs and tegrastats serve a Jetson without it."""
+    names = [probe.name for probe in gpu.default_probes()]  # type: ignore[attr-defined]
+    assert names == ["sysfs", "tegrastats", "nvml"]
+    real_find_spec = gpu.importlib.util.find_spec
+    monkeypatch.setattr(gpu.importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "jtop" else real_find_spec(name, *a))
+    assert [probe.name for probe in gpu.default_probes()][0] == "jtop"  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(nvidia_present(), reason="this machine has an NVIDIA/Tegra GPU")

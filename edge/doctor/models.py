@@ -122,7 +122,7 @@ def check_gpu() -> Check:
     reason = result.get("reason") or "no GPU source"
     if TEGRA_RELEASE.exists():
         return Check("gpu telemetry", WARN, f"unavailable on this Jetson: {reason}",
-                     "install jetson-stats (pip install jetson-stats) and enable its service: "
-                     "systemctl enable --now jtop (deploy/JETSON.md)")
+                     "check that /sys/devices/gpu.0/load is readable by the facepro user (group video) "
+                     "or that tegrastats is on PATH; jtop is an opt-in (install.sh --with-jtop, deploy/JETSON.md)")
     return Check("gpu telemetry", INFO, f"no GPU telemetry: {reason}")
 

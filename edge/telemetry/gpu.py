@@ -1,4 +1,5 @@
-"""GPU figures: Jetson (jtop, then sysfs, then tegrastats) and NVIDIA discrete GPUs (NVML).
+"""GPU figures: Jetson (sysfs, then tegrastats; jtop first only where jetson-stats was installed on
+purpose) and NVIDIA discrete GPUs (NVML).
 
 Every source is optional and imported lazily: jetson-stats exists only on Jetson images,
 nvidia-ml-py only with the ``gpu`` extra. A source that is absent or fails says why; when no
@@ -11,6 +12,7 @@ Figures, when present: ``utilization_percent``, ``memory_used_bytes``,
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import shutil
@@ -262,8 +264,12 @@ class TegrastatsProbe:
 # -- the chain -----------------------------------------------------------------------------
 
 def default_probes() -> list[Probe]:
-    """Jetson sources first (cheap sysfs before a tegrastats process), then NVML."""
-    return [JtopProbe(), SysfsProbe(), TegrastatsProbe(), NvmlProbe()]
+    """Jetson sources first (cheap sysfs before a tegrastats process), then NVML. jetson-stats is
+    AGPL-3.0 and an explicit opt-in (``install.sh --with-jtop``): jtop leads only where it is installed."""
+    probes: list[Probe] = [SysfsProbe(), TegrastatsProbe(), NvmlProbe()]
+    if importlib.util.find_spec("jtop") is not None:
+        probes.insert(0, JtopProbe())
+    return probes
 
 
 class GpuMonitor:
