@@ -55,9 +55,11 @@ def masked(value: Any) -> Any:
     return value
 
 
-# scheme://userinfo@ ... where userinfo holds no '/', '@' or whitespace. The password is the
-# part after the first ':'; a user name alone (rtsp://admin@host) is kept as it is.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15}://)([^/@\s:'\"]*):([^/@\s'\"]*)@")
+# scheme://user:password@ ... The password is everything from the first ':' after the user name
+# to the last '@' of the URL (no whitespace or quote in between): cameras take passwords with a
+# raw '@' or '/' (admin:Admin@123@host), and hiding too much of a URL is safe, too little is not.
+# A user name alone (rtsp://admin@host) is kept as it is.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15}://)([^/@\s:'\"]*):([^\s'\"]*)@")
 
 
 def mask_url(text: str) -> str:

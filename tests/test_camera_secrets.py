@@ -33,10 +33,19 @@ needs_rtsp = pytest.mark.skipif(bool(rtsp_available()), reason=str(rtsp_availabl
     ("rtsp://admin@cam/stream", "rtsp://admin@cam/stream"),           # no password: nothing to hide
     ("rtsp://cam/path?user=x", "rtsp://cam/path?user=x"),
     ("mail me at a:b@c", "mail me at a:b@c"),                         # not a URL
+    ("rtsp://admin:Admin@123@10.0.0.5/s", "rtsp://admin:***@10.0.0.5/s"),  # a raw '@' in the password
+    ("rtsp://admin:abc/def@cam/s x", "rtsp://admin:***@cam/s x"),   # a raw '/'
+    ('{"source": "rtsp://a:p@w@h/s", "to": "x@y"}', '{"source": "rtsp://a:***@h/s", "to": "x@y"}'),
+    ("rtsp://cam/path?x=a:b@c", "rtsp://cam/path?x=a:b@c"),           # no user info before the path
 ])
 def test_mask_url(text: str, masked: str) -> None:
     assert secrets.mask_url(text) == masked
     assert secrets.redact(text) == masked
+
+
+def test_a_password_with_a_raw_at_sign_is_registered_whole() -> None:
+    secrets.register_url("rtsp://admin:Admin@123@10.0.0.5/s")
+    assert secrets.redact("login with Admin@123 failed") == "login with *** failed"
 
 
 def test_separate_credentials_build_the_url_and_are_registered(tmp_path: Path) -> None:
