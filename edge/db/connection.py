@@ -19,6 +19,9 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 SNAPSHOT_SYNC_BYTES = 8 << 20
 
 
+WAL_SIZE_LIMIT_BYTES = 1 << 20
+
+
 def connect(
     path: str | os.PathLike[str],
     *,
@@ -45,7 +48,19 @@ def connect(
         # NORMAL is durable across power loss in WAL mode except for the last commits
         # before the cut; they are rolled back, never half-applied.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # After a checkpoint the WAL is cut back to this size instead of staying at its peak.
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
     return conn
+
+
+def checkpoint(conn: sqlite3.Connection) -> tuple[bool, int, int]:
+    """Copy the WAL into the database and truncate it (``wal_checkpoint(TRUNCATE)``).
+
+    Returns (complete, wal_frames, checkpointed_frames); not complete means another connection
+    holds a read snapshot or a write, so the WAL could not be emptied this time.
+    """
+    busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy == 0, int(frames), int(done)
 
 
 def _enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, connect, inserted_id, transaction
+from edge.db.connection import DEFAULT_BUSY_TIMEOUT_MS, checkpoint, connect, inserted_id, transaction
 from edge.timestamps import db_text, iso_from_db
 
 COLUMNS = ("id", "event_type", "object_label", "confidence", "snapshot_path", "identification_method",
@@ -66,6 +66,11 @@ class EventStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def checkpoint(self) -> tuple[bool, int, int]:
+        """Empty the database's WAL (see :func:`edge.db.connection.checkpoint`)."""
+        with self._lock:
+            return checkpoint(self._conn)
 
     def __enter__(self) -> EventStore:
         return self

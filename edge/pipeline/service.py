@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 GALLERY_POLL_S = 3.0
 RETENTION_INTERVAL_S = 600.0
+# SQLite's own checkpoints run only at 1000 pages and never shrink the WAL file; an appliance
+# that writes a few events an hour should not carry megabytes of WAL on its flash.
+WAL_CHECKPOINT_INTERVAL_S = 300.0
 HOUSEKEEPING_TICK_S = 0.5
 STUCK_AFTER_S = 60.0
 
@@ -153,6 +156,7 @@ class Pipeline:
 
     def _housekeeping(self) -> None:
         next_retention = time.monotonic()
+        next_checkpoint = time.monotonic() + WAL_CHECKPOINT_INTERVAL_S
         while not self._stop.wait(HOUSEKEEPING_TICK_S):
             now = time.monotonic()
             for source in self.sources:
@@ -170,6 +174,22 @@ class Pipeline:
                         log.info("retention: %s", result)
                 except Exception:
                     log.exception("retention failed")
+            if now >= next_checkpoint and self.store is not None:
+                next_checkpoint = now + WAL_CHECKPOINT_INTERVAL_S
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        assert self.store is not None
+        try:
+            complete, frames, done = self.store.checkpoint()
+        except Exception:
+            log.exception("database checkpoint failed")
+            return
+        if complete:
+            log.debug("database checkpoint: %d WAL frame(s) written back, WAL truncated", done)
+        else:
+            log.warning("database checkpoint incomplete (%d of %d WAL frames): another connection "
+                        "holds a read snapshot or a write", done, frames)
 
     # -- gallery ---------------------------------------------------------------------------
 
