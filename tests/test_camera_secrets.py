@@ -4,6 +4,8 @@ RTSP camera that asks for credentials, and each connection error is named with i
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -81,24 +83,62 @@ def camera(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
+@pytest.fixture
+def full_backlog():
+    """A port whose accept queue is full and never drained: a connect's SYN is dropped and the
+    connection times out, as with a camera whose address a firewall drops."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    for _ in range(3):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        queued.append(client)
+    time.sleep(0.2)
+    yield port
+    for client in queued:
+        client.close()
+    server.close()
+
+
 @needs_rtsp
-def test_each_connection_error_is_named_with_its_fix(camera: RtspCamera) -> None:
+def test_each_connection_error_is_named_with_its_fix(camera: RtspCamera, full_backlog: int) -> None:
     cases = {
         "unauthorized": camera.url("admin", WRONG),
         "not_found": camera.url("admin", PASSWORD, path="/nope"),
         "refused": f"rtsp://admin:{PASSWORD}@127.0.0.1:{free_port()}/stream",
         "unknown_host": f"rtsp://admin:{PASSWORD}@camera.invalid/stream",
         "unknown_scheme": f"rstp://admin:{PASSWORD}@127.0.0.1:{camera.port}/stream",
+        "tls": f"rtsps://admin:{PASSWORD}@127.0.0.1:{camera.port}/stream",  # a camera without TLS
+        "timeout": f"rtsp://admin:{PASSWORD}@127.0.0.1:{full_backlog}/stream",
     }
     fixes = {"unauthorized": "user name and password", "not_found": "stream path", "refused": "port",
-             "unknown_host": "host name", "unknown_scheme": "typo"}
+             "unknown_host": "host name", "unknown_scheme": "typo", "tls": "certificate",
+             "timeout": "powered and reachable"}
     for code, url in cases.items():
         with WatchedCamera({"name": code, "source": url, "stall_timeout_s": 3.0}) as cam:
             status = wait_until(lambda: cam.status if cam.status["error_code"] else None, 20, f"{code} named")
         assert status["error_code"] == code and fixes[code] in status["error_fix"], status
         assert PASSWORD not in status["error"] and WRONG not in status["error"], status
-    with WatchedCamera({"name": "h265ok", "source": camera.url("admin", PASSWORD), "stall_timeout_s": 3.0}) as cam:
+    with WatchedCamera({"name": "h264ok", "source": camera.url("admin", PASSWORD), "stall_timeout_s": 3.0}) as cam:
         wait_until(lambda: cam.status["online"], 20, "right password online")
+
+
+@needs_rtsp
+def test_an_h265_camera_with_credentials_through_ffmpeg(tmp_path: Path) -> None:
+    media = encode_clip(CLIP, tmp_path / "clip265.mp4", "h265", loops=2)
+    server = RtspCamera(media, "h265", credentials=("admin", PASSWORD)).start()
+    try:
+        camera = {"name": "h265", "source": server.url(), "username": "admin", "password": PASSWORD,
+                  "stall_timeout_s": 3.0}
+        with WatchedCamera(camera) as cam:
+            wait_until(lambda: cam.status["online"] and cam.status["frames_captured"] >= 20, 30, "H.265 frames")
+            assert cam.status["error"] is None
+    finally:
+        server.stop()
 
 
 @needs_rtsp
