@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.pipeline import gst
+from edge.pipeline import gst, gst_platform
 from edge.pipeline.capture import SourceError, open_capture
 from tests.conftest import CLIP, MEDIA_DIR
 from tests.support.camera_run import WatchedCamera
@@ -43,30 +43,30 @@ PLAIN = {"avdec_h264", "avdec_h265", "jpegdec"}
     (set(), False, "software"),
 ])
 def test_platform_is_chosen_from_what_the_device_has(elements: set[str], render_node: bool, platform: str) -> None:
-    chosen, why = gst.choose_platform("auto", present=elements.__contains__, render_node=lambda: render_node)
+    chosen, why = gst_platform.choose_platform("auto", present=elements.__contains__, render_node=lambda: render_node)
     assert chosen == platform and why
 
 
 def test_a_camera_can_force_the_platform() -> None:
-    assert gst.choose_platform("software", present=JETSON.__contains__)[0] == "software"
-    assert gst.choose_platform("vaapi", present=PLAIN.__contains__)[0] == "vaapi"
+    assert gst_platform.choose_platform("software", JETSON.__contains__)[0] == "software"
+    assert gst_platform.choose_platform("vaapi", PLAIN.__contains__)[0] == "vaapi"
 
 
 def test_decode_chains_per_platform_and_codec() -> None:
-    jetson = gst.decode_chain("nvidia", "h265", present=JETSON.__contains__)
+    jetson = gst_platform.decode_chain("nvidia", "h265", present=JETSON.__contains__)
     assert jetson == "rtph265depay ! h265parse ! nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"
-    assert gst.decode_chain("vaapi", "h264", present=NUC_VAAPI.__contains__) == "rtph264depay ! h264parse ! vaapih264dec"
-    assert gst.decode_chain("vaapi", "h264", present=NUC_VA.__contains__).endswith("! vah264dec")  # va first
-    assert gst.decode_chain("software", "h264", present=PLAIN.__contains__).endswith("! avdec_h264")
-    assert "nvv4l2decoder mjpeg=1" in gst.mjpeg_chain("nvidia", present=JETSON.__contains__)
-    with pytest.raises(gst.GstSourceError, match="no vaapi decoder for H265 is installed.*vah265dec"):
-        gst.decode_chain("vaapi", "h265", present=PLAIN.__contains__)
+    assert gst_platform.decode_chain("vaapi", "h264", present=NUC_VAAPI.__contains__) == "rtph264depay ! h264parse ! vaapih264dec"
+    assert gst_platform.decode_chain("vaapi", "h264", present=NUC_VA.__contains__).endswith("! vah264dec")  # va first
+    assert gst_platform.decode_chain("software", "h264", present=PLAIN.__contains__).endswith("! avdec_h264")
+    assert "nvv4l2decoder mjpeg=1" in gst_platform.mjpeg_chain("nvidia", present=JETSON.__contains__)
+    with pytest.raises(gst_platform.GstSourceError, match="no vaapi decoder for H265 is installed.*vah265dec"):
+        gst_platform.decode_chain("vaapi", "h265", present=PLAIN.__contains__)
 
 
 def test_credentials_are_split_from_the_url() -> None:
-    assert gst.split_credentials("rtsp://ad%40min:p%3Ass@10.0.0.5:554/s?x=1") == (
+    assert gst_platform.split_credentials("rtsp://ad%40min:p%3Ass@10.0.0.5:554/s?x=1") == (
         "rtsp://10.0.0.5:554/s?x=1", "ad@min", "p:ss")
-    assert gst.split_credentials("rtsp://10.0.0.5/s") == ("rtsp://10.0.0.5/s", None, None)
+    assert gst_platform.split_credentials("rtsp://10.0.0.5/s") == ("rtsp://10.0.0.5/s", None, None)
 
 
 @needs_gst

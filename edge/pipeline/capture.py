@@ -88,7 +88,7 @@ def _ffmpeg_options(camera: dict[str, Any]) -> str:
 
 def _gst_url(camera: dict[str, Any], url: str, timeout_s: float, what: str,
              stop: threading.Event | None) -> gst.GstCapture:
-    platform, why = gst.choose_platform(camera.get("decoder") or "auto")
+    platform, why = gst.platform_for(camera.get("decoder") or "auto")
     try:
         cap = gst.GstCapture(url=url, platform=platform, transport=camera.get("rtsp_transport") or "tcp",
                              open_timeout_s=timeout_s, read_timeout_s=timeout_s, stop=stop)

@@ -18,7 +18,10 @@ saves its CPU).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from edge.pipeline.motion import MotionConfig, MotionDetector, MotionResult
 from edge.pipeline.ring import FrameSlot, RateMeter
@@ -65,7 +68,21 @@ class DetectGate:
     def admit(self, slot: FrameSlot, now: float) -> bool:
         """Whether the detector sees the sampled frame in ``slot`` (call once per sampled frame).
         Sets ``slot.region`` when only the moving part is to be searched."""
-        slot.region = None
+        admitted, slot.region = self.judge(now, slot.array.shape,
+                                           None if self.motion is None else lambda m: m.update(slot.array))
+        return admitted
+
+    def admit_grey(self, grey: np.ndarray, frame_shape: tuple[int, ...], now: float
+                   ) -> tuple[bool, tuple[int, int, int, int] | None]:
+        """:meth:`admit` for a sampled frame not yet decoded in full, judged by a reduced grey copy
+        of it; returns (admitted, region). The caller decodes the frame only when admitted."""
+        size = (int(frame_shape[1]), int(frame_shape[0]))
+        return self.judge(now, frame_shape, None if self.motion is None else lambda m: m.update_grey(grey, size))
+
+    def judge(self, now: float, frame_shape: tuple[int, ...],
+              look: Callable[[MotionDetector], MotionResult] | None) -> tuple[bool, tuple[int, int, int, int] | None]:
+        """One sampled frame: (admitted, region); ``look`` runs the motion detector on it."""
+        region = None
         if self.interval:
             # Each sample moves the schedule on by one interval (so the long-run rate is never
             # above detect_fps); after a pause it restarts from now instead of catching up.
@@ -74,10 +91,10 @@ class DetectGate:
         self.frames_sampled += 1
         self.sampled_rate.tick(now)
         motion = self.motion
-        if motion is None:
+        if motion is None or look is None:
             self.frames_admitted += 1
-            return True
-        result = motion.update(slot.array)
+            return True, None
+        result = look(motion)
         self.last = result
         reason = None
         if result.motion:
@@ -91,16 +108,16 @@ class DetectGate:
             reason = "keepalive"
         self._set_motion(result.motion or now < self._motion_until, result.fraction)
         if reason is None:
-            return False
+            return False, None
         self._last_admit = now
         self.frames_admitted += 1
         self.admitted[reason] += 1
         if (reason == "motion" and self.region_side and result.box is not None
                 and now - self._last_full < self.keepalive_s):
-            slot.region = motion_region(result.box, slot.array.shape, self.region_side)
-        if slot.region is None:
+            region = motion_region(result.box, frame_shape, self.region_side)
+        if region is None:
             self._last_full = now
-        return True
+        return True, region
 
     def faces_seen(self, count: int) -> None:
         """The detector's result for the last admitted frame (called by the inference worker)."""

@@ -19,50 +19,37 @@ H.265) is read from the stream itself when its pad appears. A camera can force a
 """
 from __future__ import annotations
 
-import glob
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
 from edge import secrets
+from edge.pipeline.gst_platform import (
+    ENCODINGS,
+    TAIL,
+    GstSourceError,
+    choose_platform,
+    decode_chain,
+    mjpeg_chain,
+    split_credentials,
+)
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("nvidia", "vaapi", "software")
-DECODER_CHOICES = ("auto", *PLATFORMS)
 RTSP_LATENCY_MS = 200
 RELEASE_WAIT_S = 2.0
 PULL_SLICE_S = 0.2           # how often a blocked grab looks at the bus and at a stop request
 MAX_FRAME_BYTES = 8192 * 8192 * 3
 
-# What decodes each codec per platform, first present element wins. The nvidia chain ends in
-# system-memory BGRx; every chain is followed by videoconvert to BGR for the frame ring.
-DECODERS: dict[str, dict[str, list[str]]] = {
-    "nvidia": {"h264": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"],
-               "h265": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"],
-               "jpeg": ["nvv4l2decoder mjpeg=1 ! nvvidconv ! video/x-raw,format=BGRx", "nvjpegdec ! nvvidconv"]},
-    "vaapi": {"h264": ["vah264dec", "vaapih264dec"],
-              "h265": ["vah265dec", "vaapih265dec"],
-              "jpeg": ["vajpegdec", "vaapijpegdec"]},
-    "software": {"h264": ["avdec_h264"], "h265": ["avdec_h265"], "jpeg": ["jpegdec"]},
-}
-PARSERS = {"h264": "rtph264depay ! h264parse", "h265": "rtph265depay ! h265parse", "jpeg": "rtpjpegdepay"}
-ENCODINGS = {"H264": "h264", "H265": "h265", "JPEG": "jpeg"}
-TAIL = "videoconvert ! video/x-raw,format=BGR ! appsink name=facepro_sink max-buffers=1 drop=true sync=false"
 
 _gst: Any = None
 _gst_error: str | None = None
 _init_lock = threading.Lock()
-
-
-class GstSourceError(Exception):
-    """The pipeline could not be built or started; the text says why (no credentials in it)."""
 
 
 def gst() -> Any:
@@ -104,58 +91,9 @@ def has_element(name: str) -> bool:
     return gst().ElementFactory.find(name) is not None
 
 
-def _render_node() -> bool:
-    return bool(glob.glob("/dev/dri/renderD*"))
-
-
-def _first_present(chains: list[str], present: Callable[[str], bool]) -> str | None:
-    for chain in chains:
-        if all(present(part.split()[0]) for part in chain.split(" ! ") if not part.startswith("video/")):
-            return chain
-    return None
-
-
-def choose_platform(setting: str = "auto", present: Callable[[str], bool] | None = None,
-                    render_node: Callable[[], bool] = _render_node) -> tuple[str, str]:
-    """The decode platform and why: ``nvidia`` where JetPack's decoder is present, ``vaapi`` where a
-    VA decoder and a render node are, else ``software``; ``setting`` other than auto forces one."""
-    present = present or has_element
-    if setting != "auto":
-        return setting, f"cameras[].decoder is {setting!r}"
-    if _first_present(DECODERS["nvidia"]["h264"], present):
-        return "nvidia", "nvv4l2decoder is present (JetPack)"
-    if _first_present(DECODERS["vaapi"]["h264"], present):
-        if render_node():
-            return "vaapi", "a VA-API H.264 decoder and a /dev/dri render node are present"
-        return "software", "VA-API decoders are installed but there is no /dev/dri render node"
-    return "software", "no hardware decoder element found"
-
-
-def decode_chain(platform: str, codec: str, present: Callable[[str], bool] | None = None) -> str:
-    """``parse ! decoder ! ...`` for an RTP ``codec`` on ``platform`` (depayloader included)."""
-    chain = _first_present(DECODERS[platform][codec], present or has_element)
-    if chain is None:
-        raise GstSourceError(f"no {platform} decoder for {codec.upper()} is installed "
-                             f"(looked for {', '.join(c.split()[0] for c in DECODERS[platform][codec])})")
-    return f"{PARSERS[codec]} ! {chain}"
-
-
-def mjpeg_chain(platform: str, present: Callable[[str], bool] | None = None) -> str:
-    chain = _first_present(DECODERS[platform]["jpeg"], present or has_element)
-    if chain is None:
-        raise GstSourceError(f"no {platform} JPEG decoder is installed")
-    return f"multipartdemux ! image/jpeg ! {chain} ! {TAIL}"
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``url`` without its userinfo, and the user and password that were in it (decoded)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, None, None
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user, _, password = userinfo.partition(":")
-    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return bare, unquote(user) or None, unquote(password) if password else None
+def platform_for(setting: str = "auto") -> tuple[str, str]:
+    """The decode platform for a camera's ``decoder`` setting on this device, and why."""
+    return choose_platform(setting, has_element)
 
 
 class GstCapture:
@@ -249,7 +187,7 @@ class GstCapture:
             src.connect("pad-added", self._on_rtsp_pad)
             self.description = f"rtspsrc ! <depay, parse and decoder for the stream's codec on {platform}> ! {TAIL}"
         elif scheme in ("http", "https"):
-            chain = mjpeg_chain(platform)
+            chain = mjpeg_chain(platform, has_element)
             pipeline = self._parse(f"souphttpsrc name=facepro_src is-live=true do-timestamp=true ! {chain}")
             src = pipeline.get_by_name("facepro_src")
             self.description = f"souphttpsrc ! {chain}"
@@ -273,7 +211,7 @@ class GstCapture:
             if codec is None:
                 raise GstSourceError(f"the stream is {encoding or 'of an unknown codec'}; "
                                      "H.264, H.265 and MJPEG are supported")
-            chain = decode_chain(self.platform, codec)
+            chain = decode_chain(self.platform, codec, has_element)
             decoder = self._bin(chain)
         except Exception as exc:
             self.error = str(getattr(exc, "message", exc))

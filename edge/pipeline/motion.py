@@ -93,9 +93,24 @@ class MotionDetector:
         frame_h, frame_w = frame_bgr.shape[:2]
         if self._shape != (frame_w, frame_h):
             self._allocate(frame_w, frame_h)
-        cfg = self.config
         cv2.resize(frame_bgr, self._size, dst=self._small, interpolation=cv2.INTER_AREA)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        return self._judge(frame_w, frame_h)
+
+    def update_grey(self, grey: np.ndarray, frame_size: tuple[int, int]) -> MotionResult:
+        """The same for a frame of ``frame_size`` (width, height) given as a reduced grey copy
+        (a JPEG decoded at 1/2, 1/4 or 1/8 scale): the full-size picture is never made."""
+        frame_w, frame_h = frame_size
+        if self._shape != (frame_w, frame_h):
+            self._allocate(frame_w, frame_h)
+        if grey.shape[:2] == self._grey.shape:
+            np.copyto(self._grey, grey)
+        else:
+            cv2.resize(grey, self._size, dst=self._grey, interpolation=cv2.INTER_AREA)
+        return self._judge(frame_w, frame_h)
+
+    def _judge(self, frame_w: int, frame_h: int) -> MotionResult:
+        cfg = self.config
         cv2.GaussianBlur(self._grey, (3, 3), 0, dst=self._grey)
         grey = self._grey
         self._seen += 1

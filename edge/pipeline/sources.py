@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.pipeline import native_log
+from edge.pipeline import native_log, rawjpeg
 from edge.pipeline.capture import (  # noqa: F401  (re-exported: the names callers import from here)
     KINDS,
     URL_SCHEMES,
@@ -90,6 +90,7 @@ class CameraSource:
         self.error_fix: str | None = None
         self.decode_errors = 0                       # failed grabs/retrieves while the stream went on
         self.frames_skipped = 0                      # repeated or empty pictures, never processed
+        self.raw_packets = False                     # MJPEG read as packets (rawjpeg): decoded when sampled
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -241,6 +242,8 @@ class CameraSource:
         live = self.kind != "file"
         progress = FrameProgress()
         self._pending_errors = 0
+        raw = self._raw_jpeg(cap, width, height)
+        self.raw_packets = raw is not None
         while not self._stop.is_set():
             if pace:
                 delay = next_due - time.monotonic()
@@ -270,6 +273,12 @@ class CameraSource:
                 ring.abandon(slot)
                 self._flush_decode_errors()
                 got_frames = self._note_frame(time.time(), time.monotonic(), time.perf_counter() - t0)
+                continue
+            if raw is not None and ok:
+                result = self._raw_sample(cap, raw, slot, progress, skip, timed_out, t0)
+                if result == "stalled":
+                    return result, got_frames
+                got_frames = got_frames or result == "frame"
                 continue
             out = cap.retrieve(slot.array)[1] if ok else None
             decode_s = time.perf_counter() - t0
@@ -310,6 +319,43 @@ class CameraSource:
                 ring.commit(slot, now, media_time, decode_s)
             got_frames = self._note_frame(now, mono, decode_s)
         return "stop", got_frames
+
+    def _raw_jpeg(self, cap: Any, width: int, height: int) -> tuple[tuple[int, int], int] | None:
+        """(size, grey flag) when this live camera's MJPEG is read as packets (a gate on motion)."""
+        gate = self.gate
+        if self.kind != "url" or gate is None or gate.motion is None or width <= 0 or height <= 0:
+            return None
+        if not rawjpeg.use_raw_packets(cap):
+            return None
+        return (width, height), rawjpeg.reduction(width, gate.motion.config.width)
+
+    def _raw_sample(self, cap: Any, raw: tuple[tuple[int, int], int], slot: Any, progress: FrameProgress,
+                    skip: bool, timed_out: bool, t0: float) -> str:
+        """One MJPEG picture read as a packet: progress by its bytes, motion by a reduced grey
+        decode, the full decode into ``slot`` only for a picture the detector sees.
+        Returns "frame" (the camera moved on), "repeat" or "stalled"."""
+        ring, (size, flag) = self.ring, raw
+        packet = cap.retrieve()[1]
+        if (timed_out or packet is None or packet.size == 0
+                or not progress.accept(packet, cap.get(cv2.CAP_PROP_POS_MSEC))):
+            ring.abandon(slot)
+            with self._lock:
+                self.frames_skipped += 1
+            return "stalled" if progress.stalled_for() > self.stall_timeout_s else "repeat"
+        mono = time.monotonic()
+        outcome = "skipped" if skip else rawjpeg.take(packet, size, flag, self.gate, slot, mono)
+        committed = outcome == "detect"
+        if outcome == "damaged":
+            self._pending_errors += 1  # not a JPEG of the stream's size: never decoded
+        self._flush_decode_errors()
+        decode_s = time.perf_counter() - t0
+        now = time.time()
+        if committed:
+            ring.commit(slot, now, mono, decode_s)
+        else:
+            ring.abandon(slot)
+        self._note_frame(now, mono, decode_s)
+        return "frame"
 
     def _note_frame(self, now: float, mono: float, decode_s: float) -> bool:
         """A frame came from the camera (converted and committed or not). Returns True."""
