@@ -215,8 +215,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--key-file", metavar="PATH", help="key file to decrypt with (default: backup.encrypt)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--accept-security-changes", action="store_true",
-                   help="restore settings that change public read, MQTT/SMB endpoints, TLS or encryption "
-                        "(without it such a restore lists them and is refused)")
+                   help="restore settings that change public read, cookies, MQTT/SMB endpoints, TLS, "
+                        "camera hosts or encryption (without it such a restore lists them and is refused)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_restore)
 
