@@ -28,6 +28,7 @@ INCLUDE_LABELS = {
 }
 # What the backup part writes: a zip, or a zip sealed by edge/backup/crypto.py.
 ARCHIVE_SUFFIXES = (".zip", ".zip.enc")
+UPLOAD_LABEL = "the uploaded file"  # what an import error calls the upload, whatever its name
 # How long a restore request from a page without JavaScript waits for its job.
 RESTORE_WAIT_S = 600.0
 
@@ -207,7 +208,11 @@ def import_upload(ctx: ServiceContext, filename: str, stream: IO[bytes]) -> dict
         try:
             result = manager.import_archive(tmp)
         except Exception as exc:
-            raise ActionError(f"{base}: not imported: {masked(str(exc))}", 400) from exc
+            # Not masked: the message describes the upload (its name, its contents), so masking
+            # would turn a guessed secret as a file name into "***" and confirm the guess.
+            detail = str(exc).replace(str(tmp), UPLOAD_LABEL).replace(base, UPLOAD_LABEL)
+            detail = detail.removeprefix(f"{UPLOAD_LABEL}: ")
+            raise ActionError(f"{UPLOAD_LABEL}: not imported: {detail}", 400) from exc
     finally:
         tmp.unlink(missing_ok=True)
         upload_dir.rmdir()
