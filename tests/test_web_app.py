@@ -510,7 +510,7 @@ def test_backup_import_verifies_before_listing(web: SimpleNamespace, tmp_path: P
     name = job["result"]["name"] if "name" in (job["result"] or {}) else web.ctx.backups.list("local")[0]["name"]
     archive = tmp_path / name
     shutil.copy(web.archives / name, archive)
-    web.ctx.backups.delete("local", name)
+    web.ctx.backups.delete("local", name, force=True)
 
     def upload(data: bytes, filename: str) -> str:
         return web.client.post("/backups/import", data={"csrf_token": token,

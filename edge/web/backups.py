@@ -185,7 +185,8 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
     backup = find_backup(ctx, target, name)
     log.info("deleting backup %s on %s from the status page", backup["name"], backup.get("target"))
     try:
-        _manager(ctx).delete(backup.get("target") or target, backup["name"])
+        # The page's confirmation ("cannot be undone") is the technician's explicit choice.
+        _manager(ctx).delete(backup.get("target") or target, backup["name"], force=True)
     except Exception as exc:
         raise ActionError(f"delete failed: {masked(str(exc))}", 500) from exc
 
