@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 INCLUDE_CHOICES = PARTS
 INCLUDE_LABELS = {
-    "db": "the database (people, face embeddings, events, backup log)",
+    "db": "the database (people, face embeddings, events)",  # a restore keeps the device's backup log
     "faces": "the enrolled face images",
     "settings": "the device settings file",
 }
