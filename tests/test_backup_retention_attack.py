@@ -11,6 +11,7 @@ import pytest
 from edge.backup import delivery
 from edge.telemetry.alerts import backup_figures
 from tests.support.backup_env import make_env
+from tests.support.cli import run_cli
 
 
 def _names(directory: Path) -> list[str]:
@@ -71,3 +72,35 @@ def test_a_backup_pruned_right_after_it_was_written_is_a_failure_and_raises_back
     status = manager.last_status()
     assert status["last_result"] == "failed" and "removed by retention" in status["last_error"]
     assert backup_figures(status, now=0.0, started_at=0.0, scheduled=False)["failed"] is True
+
+
+def test_backup_delete_removes_imports_and_keeps_the_newest_own_unless_forced(tmp_path: Path) -> None:
+    """``facepro backup delete TARGET ARCHIVE``: the way to remove imported archives, which
+    retention never prunes; the newest archive the device made itself needs --force."""
+    settings, manager = make_env(tmp_path, keep=7, people=1)
+    backups = tmp_path / "backups"
+    own = [manager.create(include=["db"])["name"] for _ in range(2)]
+    imported = _import_future_copies(manager, backups / own[-1], tmp_path, 2)
+
+    def delete(*args: str):
+        return run_cli(settings.source, "backup", "delete", *args)
+
+    for args, why in [(("local", "facepro_backup_dev-test_20300101T000000Z.zip"), "no archive named"),
+                      (("local", "../settings.json"), "is not a backup archive name"),
+                      (("usb9", imported[0]), "no backup target named 'usb9'"),
+                      (("local",), "the following arguments are required: ARCHIVE")]:
+        refused = delete(*args)
+        assert refused.returncode == 2 and why in refused.stderr, (args, refused.stderr)
+    refused = delete("local", own[-1])
+    assert refused.returncode == 2 and "newest backup this device made itself" in refused.stderr \
+        and "--force" in refused.stderr, refused.stderr
+    assert _names(backups) == sorted(own + imported)  # nothing removed by any refusal
+
+    for name in imported + own[:1]:  # imports (newest by name) and an older own archive go
+        done = delete("local", name)
+        assert done.returncode == 0 and f"ok: deleted {name} from local" in done.stdout, done.stderr
+    assert _names(backups) == [own[-1]]
+    assert delete("local", own[-1], "--force").returncode == 0
+    assert _names(backups) == []
+    assert [r["archive"] for r in manager.store.recent(10) if r["operation"] == "delete"] == \
+        list(reversed(imported + own))

@@ -61,6 +61,23 @@ def test_history_windows_do_not_grow_the_cache(web: SimpleNamespace) -> None:
     assert web.client.get("/api/history?window=600").get_json()["available"] is True
 
 
+BAD_WINDOWS = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "-1", "0", "9.99", "86401", "1e400", "1e308",
+               "abc", "", "600s", "0x10"]
+
+
+def test_history_refuses_a_window_that_is_not_a_bounded_number(tmp_path: Path, write_settings: Any,
+                                                               data_dir: Path) -> None:
+    """Anonymous with public_read on: ``round(nan)`` once answered 500."""
+    built = make_web(tmp_path, write_settings, data_dir, public_read=True)
+    for window in BAD_WINDOWS:
+        response = built.client.get("/api/history", query_string={"window": window})
+        assert response.status_code == 400, (window, response.status_code)
+        assert response.get_json()["error"].startswith("window: expected a number of seconds from 10 to 86400"), \
+            response.get_json()
+    for window in ("10", "600", "86400", "3600.5"):
+        assert built.client.get("/api/history", query_string={"window": window}).status_code == 200, window
+
+
 def test_the_cache_keeps_recent_keys_and_computes_once_per_ttl() -> None:
     cache = TTLCache(ttl_s=60, max_entries=4)
     calls: list[int] = []

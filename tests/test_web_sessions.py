@@ -9,7 +9,9 @@ for the account across addresses; weak passwords are refused; ``web.secure_cooki
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -160,6 +162,38 @@ def test_no_answer_tells_a_right_guess_of_a_secret_from_a_wrong_one(web: SimpleN
     wrong_body = web.client.get(template.format(wrong)).get_data(as_text=True)
     assert "***" not in right_body
     assert right_body.replace(MQTT_SECRET, "GUESS") == wrong_body.replace(wrong, "GUESS")
+
+
+def _zip_without_manifest() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("notes.txt", "not a backup")
+    return buffer.getvalue()
+
+
+UPLOADS = [(b"not a zip at all", ".zip"), (b"PK\x03\x04" + b"\x00" * 64, ".zip"), (_zip_without_manifest(), ".zip"),
+           (b"FPEN" + b"\x00" * 64, ".zip.enc"), (b"anything", ".txt")]
+
+
+@pytest.mark.parametrize("content,suffix", UPLOADS, ids=["text", "bad-zip", "no-manifest", "bad-encrypted", "txt"])
+def test_a_backup_import_named_after_a_secret_answers_like_any_other_name(web: SimpleNamespace, content: bytes,
+                                                                          suffix: str) -> None:
+    """The import's error once quoted the upload's temp path through the secret masker, so
+    ``<MQTT password>.zip`` came back as ``.../***.zip``: a right guess told from a wrong one."""
+    wrong = "mqtt-s3cret-valuf"
+    token = login(web.client, PASSWORD)
+
+    def upload(guess: str) -> str:
+        response = web.client.post("/backups/import", data={"csrf_token": token,
+                                                            "archive": (io.BytesIO(content), guess + suffix)},
+                                   content_type="multipart/form-data", follow_redirects=True)
+        return response.get_data(as_text=True).replace(guess, "GUESS")
+
+    right_body, wrong_body = upload(MQTT_SECRET), upload(wrong)
+    assert "***" not in right_body
+    assert ("not imported" in right_body) != ("not a backup archive" in right_body)  # refused, one way or the other
+    assert right_body == wrong_body
+    assert web.ctx.backups.list("local") == []
 
 
 def test_a_part_error_quoting_a_secret_is_masked_in_that_field(web: SimpleNamespace) -> None:

@@ -30,7 +30,7 @@ from edge.backup.jobs import Bus, JobRunner
 from edge.backup.lock import BackupLock
 from edge.backup.pacing import remove_tree_gently
 from edge.backup.restore import preview_settings, recover_interrupted_restore, restore_archive
-from edge.backup.retention import prune_target
+from edge.backup.retention import prune_target, refuse_newest_own
 from edge.backup.status import backup_status
 from edge.backup.target_specs import TargetSpecs, make_target
 from edge.backup.targets import LocalTarget, Target, TargetError
@@ -202,12 +202,12 @@ class BackupManager:
         """The named target, checked and holding archive ``name``; target errors (also those
         raised inside the ``with`` body) become BackupError, and the target is closed."""
         if arc.parse_name(name) is None:
-            raise BackupError(f"{name!r} is not a backup archive name")
+            raise BackupError(f"{name!r} is not a backup archive name", exit_code=2)
         t = make_target(self.specs.named(target))
         try:
             t.check()
             if name not in t.names():
-                raise BackupError(f"{t.describe()}: no archive named {name}")
+                raise BackupError(f"{t.describe()}: no archive named {name}", exit_code=2)
             yield t
         except TargetError as exc:
             raise BackupError(str(exc)) from exc
@@ -222,8 +222,12 @@ class BackupManager:
             with t.open_read(name) as fh:
                 yield fh, size
 
-    def delete(self, target: str, name: str) -> None:
+    def delete(self, target: str, name: str, force: bool = False) -> None:
+        """Remove ``name`` from ``target``; the newest archive the device wrote there itself
+        only with ``force`` (:func:`~edge.backup.retention.refuse_newest_own`)."""
         with self._target_holding(target, name) as t:
+            if not force:
+                refuse_newest_own(t, name, self.store)
             t.remove(name)
         self.store.record("delete", "ok", target=target, archive=name)
 

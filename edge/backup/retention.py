@@ -3,13 +3,15 @@
 Only what the device recorded counts: its own archives are the ones its backup log shows
 it wrote to that target (``create`` ok), ordered by the log, never by file names anyone can
 choose. Imported archives, other devices' archives and files the log does not know are
-never counted towards ``keep`` and never deleted here (``backup delete`` removes them).
+never counted towards ``keep`` and never deleted here (``facepro backup delete`` removes them,
+and :func:`refuse_newest_own` keeps it from removing the device's newest own archive).
 """
 from __future__ import annotations
 
 import logging
 
 from edge.backup.archive import parse_name
+from edge.backup.errors import BackupError
 from edge.backup.targets import Target
 from edge.db.backup_runs import BackupRunStore
 
@@ -37,3 +39,13 @@ def prune_target(t: Target, keep: int, device_id: str, store: BackupRunStore, re
     if removed and record:
         store.record("prune", "ok", target=t.name, archive=",".join(removed))
     return removed
+
+
+def refuse_newest_own(t: Target, name: str, store: BackupRunStore) -> None:
+    """Raise unless ``name`` may be deleted by hand: the newest archive this device wrote to
+    ``t`` itself (by its backup log, so a good one) stays unless the caller forces it."""
+    present = set(t.names())
+    own = [archive for archive in store.own_archives(t.name) if archive in present]
+    if own and own[-1] == name:
+        raise BackupError(f"{t.describe()}: {name} is the newest backup this device made itself there; "
+                          "not deleted (pass --force to delete it anyway)", exit_code=2)

@@ -116,6 +116,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    _manager(args).delete(args.target, args.archive, force=args.force)
+    print(f"ok: deleted {args.archive} from {args.target}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     manager = _manager(args)
     status = manager.last_status()
@@ -188,7 +194,7 @@ def _include(value: str) -> list[str]:
 
 
 def register(subparsers: Subparsers) -> None:
-    sub = command_group(subparsers, "backup", "create, list, verify, restore and prune backups")
+    sub = command_group(subparsers, "backup", "create, list, verify, restore, prune and delete backups")
 
     p = sub.add_parser("create", help="write a backup to every enabled target (or --target)")
     p.add_argument("--target", metavar="NAME", help="only this target from backup.targets")
@@ -215,8 +221,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--key-file", metavar="PATH", help="key file to decrypt with (default: backup.encrypt)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--accept-security-changes", action="store_true",
-                   help="restore settings that change public read, MQTT/SMB endpoints, TLS or encryption "
-                        "(without it such a restore lists them and is refused)")
+                   help="restore settings that change public read, cookies, MQTT/SMB endpoints, TLS, "
+                        "camera hosts or encryption (without it such a restore lists them and is refused)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_restore)
 
@@ -224,6 +230,14 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--target", metavar="NAME")
     p.add_argument("--keep", type=int, metavar="N", help="keep the N newest (default: target keep / backup.keep)")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("delete", help="delete one archive from a target (imported ones too, which "
+                                      "retention never removes)")
+    p.add_argument("target", metavar="TARGET", help="a target name from backup.targets")
+    p.add_argument("archive", metavar="ARCHIVE", help="an archive name on TARGET (see backup list)")
+    p.add_argument("--force", action="store_true",
+                   help="also delete the newest backup this device made itself on TARGET")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("status", help="last backup, schedule, missing targets")
     p.add_argument("--json", action="store_true")

@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 
 INCLUDE_CHOICES = PARTS
 INCLUDE_LABELS = {
-    "db": "the database (people, face embeddings, events, backup log)",
+    "db": "the database (people, face embeddings, events)",  # a restore keeps the device's backup log
     "faces": "the enrolled face images",
     "settings": "the device settings file",
 }
 # What the backup part writes: a zip, or a zip sealed by edge/backup/crypto.py.
 ARCHIVE_SUFFIXES = (".zip", ".zip.enc")
+UPLOAD_LABEL = "the uploaded file"  # what an import error calls the upload, whatever its name
 # How long a restore request from a page without JavaScript waits for its job.
 RESTORE_WAIT_S = 600.0
 
@@ -184,7 +185,8 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
     backup = find_backup(ctx, target, name)
     log.info("deleting backup %s on %s from the status page", backup["name"], backup.get("target"))
     try:
-        _manager(ctx).delete(backup.get("target") or target, backup["name"])
+        # The page's confirmation ("cannot be undone") is the technician's explicit choice.
+        _manager(ctx).delete(backup.get("target") or target, backup["name"], force=True)
     except Exception as exc:
         raise ActionError(f"delete failed: {masked(str(exc))}", 500) from exc
 
@@ -207,7 +209,11 @@ def import_upload(ctx: ServiceContext, filename: str, stream: IO[bytes]) -> dict
         try:
             result = manager.import_archive(tmp)
         except Exception as exc:
-            raise ActionError(f"{base}: not imported: {masked(str(exc))}", 400) from exc
+            # Not masked: the message describes the upload (its name, its contents), so masking
+            # would turn a guessed secret as a file name into "***" and confirm the guess.
+            detail = str(exc).replace(str(tmp), UPLOAD_LABEL).replace(base, UPLOAD_LABEL)
+            detail = detail.removeprefix(f"{UPLOAD_LABEL}: ")
+            raise ActionError(f"{UPLOAD_LABEL}: not imported: {detail}", 400) from exc
     finally:
         tmp.unlink(missing_ok=True)
         upload_dir.rmdir()

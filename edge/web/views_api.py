@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -17,6 +18,7 @@ from edge.web.views_files import relative_snapshot_path
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
+HISTORY_MIN_S, HISTORY_MAX_S = 10.0, 86400.0  # /api/history?window=
 
 
 def ctx() -> ServiceContext:
@@ -56,9 +58,12 @@ def status() -> Any:
 def history() -> Any:
     window = request.args.get("window", "600")
     try:
-        window_s = min(max(float(window), 10.0), 86400.0)
+        window_s = float(window)
     except ValueError:
-        return json_error(400, f"window: expected a number of seconds, got {window!r}")
+        window_s = math.nan
+    if not HISTORY_MIN_S <= window_s <= HISTORY_MAX_S:  # NaN fails this too
+        return json_error(400, f"window: expected a number of seconds from {HISTORY_MIN_S:g} to "
+                               f"{HISTORY_MAX_S:g}, got {window!r}")
     return jsonify(status_mod.cached_charts(ctx(), status_cache(), window_s))
 
 

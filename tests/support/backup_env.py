@@ -40,7 +40,10 @@ def make_env(root: Path, targets: list[dict[str, Any]] | None = None, *, encrypt
             "encrypt": {"enabled": encrypt, "passphrase": PASSPHRASE if encrypt else None, "key_file": None}},
     }
     for key, value in (extra or {}).items():
-        doc.setdefault(key, {}).update(value)
+        if isinstance(value, dict):
+            doc.setdefault(key, {}).update(value)
+        else:  # a list (cameras) replaces
+            doc[key] = value
     settings_path = root / "settings.json"
     settings_path.write_text(json.dumps(doc, indent=2))
     settings = load_settings(settings_path, env={})
