@@ -4,6 +4,8 @@ servers on loopback, the faults a camera has, and recognition end to end on an R
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from edge.pipeline import gst, gst_platform
 from edge.pipeline.capture import SourceError, open_capture
-from tests.conftest import CLIP, MEDIA_DIR
+from tests.conftest import CLIP, MEDIA_DIR, MODELS_DIR, REPO, subprocess_env
 from tests.support.camera_run import WatchedCamera
 from tests.support.cli import run_cli
 from tests.support.mjpeg import MjpegCamera
@@ -103,6 +105,29 @@ def test_a_users_pipeline_decodes_into_the_ring_slot() -> None:
 def test_a_broken_pipeline_is_named(source: str, message: str) -> None:
     with pytest.raises(SourceError, match=f"camera 'csi'.*({message})"):
         open_capture({"name": "csi", "source": source}, timeout_s=3)
+
+
+@needs_gst
+def test_cxx_exceptions_still_raise_once_gstreamer_is_loaded(tmp_path: Path) -> None:
+    """libgstreamer brings libunwind into the global symbols; without the service's guard a corrupt
+    model (ONNX Runtime throwing inside C++) aborted the whole process instead of raising."""
+    bad = tmp_path / "pack"
+    bad.mkdir()
+    (bad / "scrfd_2.5g_bnkps.onnx").write_bytes((MODELS_DIR / "scrfd_2.5g_bnkps.onnx").read_bytes()[:50_000])
+    (bad / "mobilefacenet.onnx").symlink_to(MODELS_DIR / "mobilefacenet.onnx")
+    # the order that aborted: OpenCV, then GStreamer, then ONNX Runtime loaded and throwing
+    code = ("import sys, cv2\n"
+            "from edge.pipeline import gst\n"
+            "assert gst.available()\n"
+            "gst.GstCapture(launch='videotestsrc num-buffers=5 ! video/x-raw,format=BGR ! appsink').release()\n"
+            "from edge.pipeline.pack import ModelPackError, load_model_pack\n"
+            "try:\n"
+            "    load_model_pack(sys.argv[1])\n"
+            "except ModelPackError as exc:\n"
+            "    print('raised:', exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env=subprocess_env())
+    assert proc.returncode == 0 and "raised:" in proc.stdout and "cannot load" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_gstreamer_backend_without_pygobject_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ H.265) is read from the stream itself when its pad appears. A camera can force a
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -52,11 +53,23 @@ _gst_error: str | None = None
 _init_lock = threading.Lock()
 
 
+def _keep_the_cxx_unwinder() -> None:
+    """libgstreamer links libunwind, and GModule loads it into the process's global symbols: its
+    ``_Unwind_Resume`` then serves C++ code bound later (ONNX Runtime, OpenCV), whose exceptions
+    (a corrupt model, a bad input) abort the whole service instead of being raised. The compiler's
+    own unwinder, put into the global scope first, stays the one that is found."""
+    try:
+        ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        log.debug("libgcc_s.so.1 not found; C++ exceptions rely on the default symbol order")
+
+
 def gst() -> Any:
     """``gi.repository.Gst``, initialised once; raises GstSourceError saying what is missing."""
     global _gst, _gst_error
     with _init_lock:
         if _gst is None and _gst_error is None:
+            _keep_the_cxx_unwinder()
             try:
                 import gi
                 gi.require_version("Gst", "1.0")
