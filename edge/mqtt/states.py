@@ -80,10 +80,12 @@ class RetainedStates:
         self.motion.clear()
         self.cameras.reset()
         self.people.reset()
-        self.sync_people()
         if not self._people_restored:
+            # Before sync_people: it would publish "not present" for anyone not yet seen, so a
+            # restart would flip a present person's state ON -> OFF -> ON (a false arrival).
             self._people_restored = True
             self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
+        self.sync_people()
         active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
         if isinstance(active, list):
             self._alerts_active = {}
