@@ -80,11 +80,6 @@ class RetainedStates:
         self.motion.clear()
         self.cameras.reset()
         self.people.reset()
-        if not self._people_restored:
-            # Before sync_people: it would publish "not present" for anyone not yet seen, so a
-            # restart would flip a present person's state ON -> OFF -> ON (a false arrival).
-            self._people_restored = True
-            self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
         self.sync_people()
         active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
         if isinstance(active, list):
@@ -99,6 +94,11 @@ class RetainedStates:
 
     def sync_people(self) -> None:
         """Discovered people follow the enrolled ones (polled: enrolment may be another process)."""
+        if not self._people_restored:
+            # Their last sightings first: sync publishes "not present" for anyone not seen yet,
+            # so a restart would flip a present person ON -> OFF -> ON (a false arrival).
+            self._people_restored = True
+            self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
         self.people.sync(people_names(self._outbox.conn))
 
     def event_acked(self, event: dict[str, Any], snapshot_path: str | None) -> None:
