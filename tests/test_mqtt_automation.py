@@ -1,26 +1,38 @@
-"""The documented automation (deploy/HOME_ASSISTANT.md: ``trigger: state`` on the Recognition
-event entity with ``not_from`` and ``not_to`` ``[unavailable, unknown]``) played through a device reconnect and a
-broker outage: one notification per real, fresh event; late events arrive marked ``delayed``
-and notify nobody. A trigger without ``not_from`` shows the misfire the docs used to have."""
+"""The documented automations (deploy/HOME_ASSISTANT.md) played through a device reconnect and a
+broker outage, Home Assistant's side emulated by tests/support/ha_automation.py.
+
+"Person arrives": ``trigger: state`` on the person's presence binary_sensor, ``to: "on"`` with
+``not_from: [unavailable, unknown]``: one notification per arrival, not per recognition, and
+none when the device or the broker comes back with the person still present.
+
+"Unknown face at night": ``trigger: state`` on the Recognition event entity with ``not_from``
+and ``not_to`` ``[unavailable, unknown]``: one notification per real, fresh event; late events
+arrive marked ``delayed`` and notify nobody. A trigger without ``not_from`` shows the misfire
+the docs used to have.
+"""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from edge.config import load_settings
+from edge.timestamps import db_text
 from tests.support.context import make_ctx
 from tests.support.db import add_person, event_uids, insert_event
-from tests.support.ha_automation import EventEntity, StateTrigger
+from tests.support.ha_automation import BinarySensor, EventEntity, StateTrigger, documented_trigger
 from tests.support.mqtt_hub import ROOT, Hub, persistent_broker
 from tests.support.waiting import wait_until
 
 FRESH_S = 2.0
+PRESENCE_S = 10.0
 
 
 def test_one_notification_per_real_event_through_reconnect_and_outage(tmp_path, write_settings, publisher_factory):
     workdir = tmp_path / "broker"
     workdir.mkdir()
     broker = persistent_broker(workdir).start()
-    documented = StateTrigger(not_from=("unavailable", "unknown"), not_to=("unavailable", "unknown"))
+    documented = documented_trigger("Unknown face at the door at night")
+    assert documented == StateTrigger(not_from=("unavailable", "unknown"), not_to=("unavailable", "unknown"))
     only_not_from = StateTrigger(not_from=("unavailable", "unknown"))
     naive = StateTrigger()
     ha = EventEntity(broker.port, f"{ROOT}/availability", f"{ROOT}/recognition", [documented, only_not_from, naive]).start()
@@ -83,4 +95,64 @@ def test_one_notification_per_real_event_through_reconnect_and_outage(tmp_path, 
     finally:
         ha.stop()
         hub.stop()
+        broker.stop()
+
+
+def test_person_arrives_notifies_once_per_arrival_through_reconnect_and_outage(tmp_path, write_settings,
+                                                                              publisher_factory):
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = persistent_broker(workdir).start()
+    documented = documented_trigger("Alice arrives")
+    assert documented == StateTrigger(to="on", not_from=("unavailable", "unknown"))
+    naive = StateTrigger(to="on")
+    ha = BinarySensor(broker.port, f"{ROOT}/availability", f"{ROOT}/person/alice", [documented, naive],
+                      key="present").start()
+    try:
+        settings = load_settings(write_settings({
+            "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "keepalive_s": 5,
+                     "event_freshness_s": FRESH_S},
+            "recognition": {"presence_timeout_s": PRESENCE_S},
+            "telemetry": {"interval_s": 1}, "web": {"enabled": False}}))
+        ctx = make_ctx(settings)
+        add_person(ctx.db_path, "alice")
+
+        def sighting(**kwargs: Any) -> str:
+            row = insert_event(ctx.db_path, person="alice", **kwargs)
+            ctx.bus.publish("event", {})
+            return event_uids(ctx.db_path)[row]
+
+        # A sighting from long ago still in the outbox: delivered, but Alice is not present.
+        old = sighting(created_at=db_text(time.time() - 6 * PRESENCE_S))
+        publisher = publisher_factory(ctx)
+        wait_until(lambda: ha.state == "off" and ha.attributes.get("event_id") == old, 10, "Alice away")
+
+        # She arrives and is recognised again a moment later: one notification.
+        first = sighting()
+        wait_until(lambda: len(documented.fired) == 1, 10, "the first arrival's notification")
+        time.sleep(1.0)
+        again = sighting()
+        wait_until(lambda: ha.attributes.get("event_id") == again, 10, "the second sighting")
+
+        # The device restarts while she is present: unavailable, then on again.
+        publisher.stop()
+        wait_until(lambda: ha.state == "unavailable", 10, "entity unavailable")
+        publisher = publisher_factory(ctx)
+        wait_until(lambda: ha.state == "on" and publisher.status()["connected"], 10, "present again")
+
+        # She leaves; during a broker outage she arrives again, delivered late but still present.
+        wait_until(lambda: ha.state == "off", PRESENCE_S + 5, "Alice away (presence timed out)")
+        broker.stop()
+        wait_until(lambda: ha.state == "unavailable", 10, "entity unavailable (outage)")
+        second = sighting()
+        time.sleep(FRESH_S + 0.5)
+        broker.start()
+        wait_until(lambda: len(documented.fired) >= 2, 20, "the second arrival's notification")
+        time.sleep(1.0)  # anything else that would fire has arrived by now
+
+        assert [(f["from"], f["event_id"]) for f in documented.fired] == [("off", first), ("off", second)]
+        # Without not_from it also ran when the device came back with Alice present.
+        assert [f["from"] for f in naive.fired if f not in documented.fired] == ["unavailable"]
+    finally:
+        ha.stop()
         broker.stop()

@@ -16,6 +16,7 @@ from edge.db import connect
 from edge.db.faces import remove_user
 from edge.mqtt.discovery import applicable_alerts
 from edge.mqtt.entities_person import person_config_topics
+from edge.mqtt.motion import motion_topic
 from edge.mqtt.topics import Topics
 from tests.conftest import DEVICE, MEDIA_DIR
 from tests.support.context import make_ctx
@@ -29,7 +30,8 @@ SNAPSHOT = "snapshots/2026-12-04/101010-000-door-alice.jpg"
 
 class Cameras:
     """The pipeline's status and switch interface (no frames: the switch's effect on frames
-    is tested on the real pipeline in test_pipeline_pause.py)."""
+    is tested on the real pipeline in test_pipeline_pause.py). "door" is motion-gated (its
+    gate reports ``motion``), "yard/2" is not (``motion`` None, as the pipeline reports it)."""
 
     def __init__(self, names: tuple[str, ...] = ("door", "yard/2")) -> None:
         self.names = names
@@ -38,7 +40,8 @@ class Cameras:
 
     def cameras_status(self) -> list[dict[str, Any]]:
         return [{"name": name, "online": name == "door", "fps_processed": 9.5, "fps_capture": 15.0,
-                 "frames_dropped": 3, "recognition_paused": name in self.paused} for name in self.names]
+                 "frames_dropped": 3, "recognition_paused": name in self.paused,
+                 "motion": False if name == "door" else None} for name in self.names]
 
     def set_recognition(self, camera: str, enabled: bool) -> bool:
         self.calls.append((camera, enabled))
@@ -97,7 +100,8 @@ def test_every_discovery_payload_matches_the_documented_schema(write_settings, m
     publisher = publisher_factory(ctx)
     wait_first_round(publisher)
     found = retained(mosquitto.port, [TOPICS.discovery_config, TOPICS.camera_discovery_config("door"),
-                                      TOPICS.camera_discovery_config("yard_2"),
+                                      TOPICS.camera_discovery_config("yard_2"), TOPICS.state,
+                                      motion_topic(TOPICS, "door"),
                                       *person_config_topics(TOPICS, "alice"), *person_config_topics(TOPICS, "bob")])
     configs = {t: json.loads(p) for t, p in found.items() if t.startswith("homeassistant/") and p}
     problems = [problem for topic, payload in configs.items() for problem in check_discovery(topic, payload)]
@@ -116,12 +120,18 @@ def test_every_discovery_payload_matches_the_documented_schema(write_settings, m
     appliance = configs[TOPICS.discovery_config]
     assert appliance["dev"]["configuration_url"] == "http://facepro.local:8080/"
     removals = {key: c["p"] for key, c in appliance["cmps"].items() if set(c) == {"p"}}
-    # What earlier releases announced is removed the documented way, platform only.
-    assert removals == {"cpu": "sensor", "camera_door_fps": "sensor", "camera_door_online": "binary_sensor",
-                        "camera_yard_2_fps": "sensor", "camera_yard_2_online": "binary_sensor",
-                        "alert_mqtt_disconnected": "binary_sensor", "alert_backup_overdue": "binary_sensor",
-                        "alert_high_temperature": "binary_sensor"}
+    # What earlier releases announced is removed the documented way, platform only. The
+    # temperature alert applies only where this host has a sensor psutil reads.
+    has_sensor = json.loads(found[TOPICS.state])["temperature_c"] is not None
+    expected = {"cpu": "sensor", "camera_door_fps": "sensor", "camera_door_online": "binary_sensor",
+                "camera_yard_2_fps": "sensor", "camera_yard_2_online": "binary_sensor",
+                "alert_mqtt_disconnected": "binary_sensor", "alert_backup_overdue": "binary_sensor"}
+    if not has_sensor:
+        expected["alert_high_temperature"] = "binary_sensor"
+    assert removals == expected
     cmps = {key: c for key, c in appliance["cmps"].items() if key not in removals}
+    assert ("temperature" in cmps) == has_sensor and ("alert_high_temperature" in cmps) == has_sensor
+    assert cmps["alert_disk_full"]["name"] == "Disk full" and "enabled_by_default" not in cmps["alert_disk_full"]
     assert {"service_cpu", "system_cpu", "disk_free", "recognition", "command_result", "backup_now"} <= set(cmps)
     assert cmps["disk_free"]["unit_of_measurement"] == "GB" and cmps["disk_free"]["suggested_display_precision"] == 1
     assert "alert_mqtt_disconnected" not in cmps and "alert_backup_overdue" not in cmps  # no schedule
@@ -131,7 +141,13 @@ def test_every_discovery_payload_matches_the_documented_schema(write_settings, m
     assert door["dev"]["via_device"] == appliance["dev"]["identifiers"][0]
     assert "suggested_area" not in configs[TOPICS.camera_discovery_config("yard_2")]["dev"]
     assert {c["name"] for c in door["cmps"].values()} == {"Last recognised", "Snapshot", "Recognition", "FPS",
-                                                         "Capture FPS", "Dropped frames", "Online"}
+                                                         "Capture FPS", "Dropped frames", "Online", "Motion"}
+    motion = door["cmps"]["motion"]
+    assert motion["p"] == "binary_sensor" and motion["device_class"] == "motion"
+    assert "entity_category" not in motion and "enabled_by_default" not in motion  # shown, on by default
+    assert found[motion["state_topic"]] == b"OFF"
+    yard = configs[TOPICS.camera_discovery_config("yard_2")]
+    assert "motion" not in yard["cmps"] and len(yard["cmps"]) == 7  # not motion-gated
 
 
 def test_the_checker_catches_what_home_assistant_rejects():

@@ -11,8 +11,8 @@ from edge.db.events import event_fields, event_person
 
 # What the publisher and the state snapshot format their times with (re-exported here).
 iso_utc = timestamps.iso_from_db
-__all__ = ["camera_last", "delivery_fields", "epoch", "event_age_s", "event_message", "event_person", "iso_utc",
-           "now_iso", "person_state", "recognition_message", "snapshot_url"]
+__all__ = ["camera_last", "delivery_fields", "epoch", "event_age_s", "event_message", "event_person", "is_late",
+           "iso_utc", "now_iso", "person_state", "recognition_message", "snapshot_url"]
 
 
 def now_iso() -> str:
@@ -99,6 +99,12 @@ def delivery_fields(event: dict[str, Any], fresh_s: float, now: float | None = N
     return {**event, "published_at": timestamps.iso_utc(now, ms=True),
             "age_s": None if age is None else round(age, 1),
             "delayed": age is not None and age > fresh_s}
+
+
+def is_late(event: dict[str, Any], fresh_s: float, now: float | None = None) -> bool:
+    """Whether ``event`` is older than ``fresh_s`` now (or was marked ``delayed`` when sent)."""
+    age = event_age_s(event, now)
+    return bool(event.get("delayed")) or (age is not None and age > fresh_s)
 
 
 def recognition_message(event: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from edge.mqtt.client import broker_label, client_id_for, is_failure, make_clien
 from edge.mqtt.commands import CommandDesk
 from edge.mqtt.fullsafe import OutboxWrites, unstored_message
 from edge.mqtt.inbound import Debounce, classify
-from edge.mqtt.payloads import delivery_fields, event_message, now_iso, recognition_message
+from edge.mqtt.payloads import delivery_fields, event_message, is_late, now_iso, recognition_message
 from edge.mqtt.states import RetainedStates
 
 log = logging.getLogger(__name__)
@@ -352,13 +352,16 @@ class MqttPublisher:
                 self._counts["unpublished"] = max(0, self._counts["unpublished"] - len(done))
         self.ctx.metrics.incr("mqtt_events_published", len(done))
         for _row_id, event, snapshot_path in done:
-            if not event["delayed"]:
-                # Only fresh events fire the event entity and the device triggers: an event
-                # that arrives late (a broker outage, a restart) must not notify again.
-                self._fire(event)
+            self._fire(event)
             self.states.event_acked(event, snapshot_path)
 
     def _fire(self, event: dict[str, Any]) -> None:
+        """The event entity and the device trigger, for a fresh event only: a late one (an
+        outage, a restart) must not notify. Judged again now, at the PUBACK: paho re-sends a
+        message caught in a silent link hang after the reconnect, so it left fresh but is late."""
+        if is_late(event, self.fresh_s):
+            log.debug("MQTT: event %s (captured %s) is late: not fired", event["id"], event.get("captured_at"))
+            return
         self._publish(self.topics.recognition, recognition_message(event), qos=1)
         person = event.get("person")
         self._publish(self.topics.trigger("recognised", person) if person else self.topics.trigger("unknown"),
@@ -367,8 +370,7 @@ class MqttPublisher:
     def _publish_unstored(self, payload: dict[str, Any]) -> None:
         event = delivery_fields(unstored_message(payload), self.fresh_s)
         self._publish(self.topics.events, event, qos=1)
-        if not event["delayed"]:
-            self._fire(event)
+        self._fire(event)
         self.states.event_acked(event, None)
         with self._status_lock:
             self._published += 1

@@ -81,9 +81,6 @@ class RetainedStates:
         self.cameras.reset()
         self.people.reset()
         self.sync_people()
-        if not self._people_restored:
-            self._people_restored = True
-            self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
         active = ask(self.ctx.alerts, lambda a: a.active(), None, "alerts.active()")
         if isinstance(active, list):
             self._alerts_active = {}
@@ -97,6 +94,11 @@ class RetainedStates:
 
     def sync_people(self) -> None:
         """Discovered people follow the enrolled ones (polled: enrolment may be another process)."""
+        if not self._people_restored:
+            # Their last sightings first: sync publishes "not present" for anyone not seen yet,
+            # so a restart would flip a present person ON -> OFF -> ON (a false arrival).
+            self._people_restored = True
+            self.people.restore([event_message(row, self.ctx.data_dir) for row in self._outbox.last_seen_people()])
         self.people.sync(people_names(self._outbox.conn))
 
     def event_acked(self, event: dict[str, Any], snapshot_path: str | None) -> None:

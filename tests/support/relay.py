@@ -39,6 +39,11 @@ class Relay:
         with self._lock:
             self._holed.set()
 
+    @property
+    def dead_links(self) -> int:
+        """How many connections met the blackhole (had traffic dropped) so far."""
+        return len(self._dead)
+
     def restore(self) -> None:
         with self._lock:
             self._holed.clear()
