@@ -58,8 +58,12 @@ def masked(value: Any) -> Any:
 # scheme://user:password@ ... The password is everything from the first ':' after the user name
 # to the last '@' of the URL (no whitespace or quote in between): cameras take passwords with a
 # raw '@' or '/' (admin:Admin@123@host), and hiding too much of a URL is safe, too little is not.
-# A user name alone (rtsp://admin@host) is kept as it is.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15}://)([^/@\s:'\"]*):([^\s'\"]*)@")
+# A user name alone (rtsp://admin@host) is kept as it is. The pieces are shared with every
+# reader of a URL's user info (edge.backup.restore_settings), so all read it the same way.
+URL_SCHEME = r"[a-z][a-z0-9+.\-]{1,15}"
+URL_USER = r"[^/@\s:'\"]*"
+URL_PASSWORD = r"[^\s'\"]*"
+_URL_USERINFO = re.compile(rf"(?i)\b({URL_SCHEME}://)({URL_USER}):({URL_PASSWORD})@")
 
 
 def mask_url(text: str) -> str:

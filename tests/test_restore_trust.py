@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from edge.backup.errors import BackupError
-from edge.backup.restore_settings import digest
+from edge.backup.restore_settings import camera_endpoint, digest, source_hosts
 from edge.config import load_settings
 from edge.db.events import EventStore
 from edge.events import Retention
@@ -150,6 +150,14 @@ def test_masked_secret_is_kept_only_for_an_unchanged_endpoint(tmp_path: Path, ar
     restored = load_settings(settings.source, env={})
     assert restored["mqtt.password"] == (MQTT_SECRET if mqtt_kept else None)
     assert "***" not in json.dumps(restored["cameras"])  # never a literal mask as a password
+
+
+def test_a_camera_password_with_a_raw_at_sign_is_read_like_the_masking_reads_it() -> None:
+    """The endpoint a restore compares is the host after the password's last '@', as edge.secrets
+    masks it: a device password such as door@2024 is not taken for the host."""
+    source = "rtsp://viewer:door@2024@cam.local:554/stream1"
+    assert source_hosts(source) == (("rtsp", "cam.local", "554"),)
+    assert camera_endpoint({"source": source}) == camera_endpoint({"source": mask_url(source)})
 
 
 def test_security_changes_are_listed_and_refused_unless_accepted_exactly(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ from urllib.parse import unquote
 
 from edge.config.schema import SCHEMA, Field, Item, ListOf
 from edge.config.validate import apply_item_defaults, merge
+from edge.secrets import MASK, URL_PASSWORD, URL_SCHEME, URL_USER
 
-MASK = "***"
 ENDPOINT_KEYS = ("host", "server", "port", "username")
 # (dotted key, what it means) for the settings whose change is shown and must be accepted.
 SECURITY_KEYS = (
@@ -41,8 +41,8 @@ SECURITY_KEYS = (
 )
 TARGET_KEYS = ("type", "path", "subdir", "server", "share", "port", "username")
 # scheme://[user[:password]@]host[:port] anywhere in a camera source (a URL or a pipeline
-# that names one); the same userinfo rule as edge.secrets.mask_url.
-_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{1,15})://(?:([^/@\s:'\"]*)(?::([^/@\s'\"]*))?@)?"
+# that names one), with edge.secrets' user info rule (a password may hold a raw '@' or '/').
+_URL = re.compile(rf"(?i)\b({URL_SCHEME})://(?:({URL_USER})(?::({URL_PASSWORD}))?@)?"
                   r"(\[[^\]/\s]*\]|[^/@\s:'\"?#]*)(?::(\d+))?")
 
 
