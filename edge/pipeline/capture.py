@@ -97,7 +97,7 @@ def _gst_url(camera: dict[str, Any], url: str, timeout_s: float, what: str,
         if cause.code in ("unknown", "not_stream"):
             raise SourceError(f"{what}: GStreamer ({platform} decoding): {exc}", cause) from None
         raise SourceError(f"{what}: {cause.text()}", cause) from None
-    log.info("%s: GStreamer, %s decoding (%s): %s", what, platform, why, cap.description)
+    log.info("%s: %s (%s): %s", what, cap.decode_path, why, cap.description)
     return cap
 
 

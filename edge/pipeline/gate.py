@@ -68,8 +68,7 @@ class DetectGate:
     def admit(self, slot: FrameSlot, now: float) -> bool:
         """Whether the detector sees the sampled frame in ``slot`` (call once per sampled frame).
         Sets ``slot.region`` when only the moving part is to be searched."""
-        admitted, slot.region = self.judge(now, slot.array.shape,
-                                           None if self.motion is None else lambda m: m.update(slot.array))
+        admitted, slot.region = self.judge(now, slot.array.shape, lambda m: m.update(slot.array))
         return admitted
 
     def admit_grey(self, grey: np.ndarray, frame_shape: tuple[int, ...], now: float
@@ -77,11 +76,11 @@ class DetectGate:
         """:meth:`admit` for a sampled frame not yet decoded in full, judged by a reduced grey copy
         of it; returns (admitted, region). The caller decodes the frame only when admitted."""
         size = (int(frame_shape[1]), int(frame_shape[0]))
-        return self.judge(now, frame_shape, None if self.motion is None else lambda m: m.update_grey(grey, size))
+        return self.judge(now, frame_shape, lambda m: m.update_grey(grey, size))
 
     def judge(self, now: float, frame_shape: tuple[int, ...],
-              look: Callable[[MotionDetector], MotionResult] | None) -> tuple[bool, tuple[int, int, int, int] | None]:
-        """One sampled frame: (admitted, region); ``look`` runs the motion detector on it."""
+              look: Callable[[MotionDetector], MotionResult]) -> tuple[bool, tuple[int, int, int, int] | None]:
+        """One sampled frame: (admitted, region); ``look`` runs the motion detector on it (if any)."""
         region = None
         if self.interval:
             # Each sample moves the schedule on by one interval (so the long-run rate is never
@@ -91,7 +90,7 @@ class DetectGate:
         self.frames_sampled += 1
         self.sampled_rate.tick(now)
         motion = self.motion
-        if motion is None or look is None:
+        if motion is None:
             self.frames_admitted += 1
             return True, None
         result = look(motion)

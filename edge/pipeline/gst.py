@@ -93,11 +93,7 @@ def unavailable_reason() -> str:
 
 
 def available() -> bool:
-    try:
-        gst()
-    except GstSourceError:
-        return False
-    return True
+    return not unavailable_reason()
 
 
 def has_element(name: str) -> bool:
@@ -296,6 +292,13 @@ class GstCapture:
         self._height = structure.get_int("height")[1]
         ok, num, den = structure.get_fraction("framerate")
         self._fps = num / den if ok and den else 0.0
+
+    @property
+    def decode_path(self) -> str:
+        """What decodes this camera, as the log and ``facepro doctor`` name it."""
+        if self.platform == "custom pipeline":
+            return "GStreamer, custom pipeline"
+        return f"GStreamer, {self.platform} decoding"
 
     def isOpened(self) -> bool:  # cv2.VideoCapture's name
         return self._opened

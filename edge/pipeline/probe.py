@@ -98,9 +98,7 @@ def _child() -> int:
                                     "check the stream's codec (H.264/H.265/MJPEG) and path")))
             return 0
         fps = cap.get(cv2.CAP_PROP_FPS)
-        platform = getattr(cap, "platform", None)  # a GStreamer source: which decode path runs
-        decoder = ("FFmpeg/OpenCV" if not platform else "GStreamer, custom pipeline" if platform == "custom pipeline"
-                   else f"GStreamer, {platform} decoding")
+        decoder = getattr(cap, "decode_path", "FFmpeg/OpenCV")  # a GStreamer source names its own
         print(json.dumps({"ok": True, "fps": round(float(fps), 3) if fps and 0 < fps < 1000 else None,
                           "width": int(frame.shape[1]), "height": int(frame.shape[0]), "error": None,
                           "code": None, "fix": None, "ffmpeg": [], "decoder": decoder}))
