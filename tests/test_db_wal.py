@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_settings
-from edge.context import ServiceContext
 from edge.db.connection import WAL_SIZE_LIMIT_BYTES, connect
 from edge.db.events import EventStore
 from edge.db.migrate import migrate_database
 from edge.db.outbox import EventOutbox
 from edge.pipeline import service as pipeline_service
-from edge.pipeline.service import Pipeline
-from edge.telemetry.component import Telemetry
 from tests.conftest import CLIP
+from tests.support.context import pipeline_with_telemetry
 from tests.support.waiting import wait_until
 
 
@@ -79,12 +77,7 @@ def test_the_running_service_checkpoints_and_holds_no_snapshot(write_settings, m
         "cameras": [{"name": "stage", "source": str(CLIP), "loop": True, "detect_fps": 0, "motion": False}],
         "recognition": {"cooldown_s": 0.2},
         "telemetry": {"sample_interval_s": 0.5}}), env={})
-    migrate_database(settings)
-    ctx = ServiceContext(settings=settings, device_id="test-device")
-    pipeline = Pipeline(ctx)
-    ctx.pipeline = pipeline
-    telemetry = Telemetry(ctx, persist=True)
-    ctx.telemetry = telemetry
+    _ctx, pipeline, telemetry = pipeline_with_telemetry(settings, persist=True)
     caplog.set_level(logging.DEBUG, logger="edge.pipeline.service")
     db = Path(settings.db_path)
     pipeline.start()

@@ -10,13 +10,10 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import load_settings
-from edge.context import ServiceContext
-from edge.db.migrate import migrate_database
 from edge.pipeline.service import Pipeline
-from edge.telemetry.component import Telemetry
 from edge.web.app import create_app
 from tests.conftest import CLIP, DEVICE
-from tests.support.context import make_ctx
+from tests.support.context import make_ctx, pipeline_with_telemetry
 from tests.support.mjpeg import MjpegCamera
 from tests.support.mqtt_hub import ROOT, Hub
 from tests.support.scenes import camera_frame, still_background
@@ -42,12 +39,7 @@ def test_rate_cap_and_gate_figures_in_status_metrics_and_page(write_settings) ->
                     {"name": "porch", "source": porch.url}],
         "web": {"host": "127.0.0.1", "port": 0, "public_read": True},
         "telemetry": {"history_retention_days": 0}}), env={})
-    migrate_database(settings)
-    ctx = ServiceContext(settings=settings, device_id="test-device")
-    pipeline = Pipeline(ctx)
-    ctx.pipeline = pipeline
-    telemetry = Telemetry(ctx, persist=False)
-    ctx.telemetry = telemetry
+    ctx, pipeline, telemetry = pipeline_with_telemetry(settings, persist=False)
     pipeline.start()
     try:
         # the porch camera's warm-up is over (10 samples at 5 fps) and the fast one is running
