@@ -71,13 +71,14 @@ def take(packet: np.ndarray, size: tuple[int, int], flag: int, gate: Any, slot: 
     """A sampled packet through ``gate`` (a DetectGate): "detect" when the gate admits it (decoded
     in full into ``slot``, with its region), "rest" when it does not, "damaged" when it is not a
     JPEG of ``size``."""
-    grey = decode_grey(packet, size, flag)
-    if grey is None:
+    data = _checked(packet, size)  # once for both decodes
+    grey = None if data is None else cv2.imdecode(data, flag)
+    if data is None or grey is None:
         return "damaged"
     admitted, region = gate.admit_grey(grey, (size[1], size[0], 3), now)
     if not admitted:
         return "rest"
-    frame = decode_colour(packet, size)
+    frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if frame is None or frame.shape != slot.array.shape:
         return "damaged"
     np.copyto(slot.array, frame)
