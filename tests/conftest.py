@@ -3,6 +3,7 @@ pack, a broker and MQTT publishers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("FACEPRO_"):
             monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test() -> Iterator[None]:
+    """A handler that setup_logging (or an in-process CLI run) installed writes to this test's
+    captured stderr, which pytest closes afterwards; a camera thread still logging then prints
+    "I/O operation on closed file" into a later test's output."""
+    yield
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_facepro", False)]
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ def test_camera_disappears_and_comes_back_without_restart(write_settings, jpegs)
 
         camera.stop()  # the camera loses power
         wait_until(lambda: not status_of(pipeline, "porch")["online"], 10, "camera reported offline")
+        # The status flips first; the bus event follows once the capture thread has logged it.
+        wait_until(lambda: changes[-1]["online"] is False, 5, "offline event on the bus")
         assert {"name": "porch", "online": False}.items() <= changes[-1].items()
         assert pipeline.healthy()[0], "an offline camera is not a dead process"
         assert any("porch" in p for p in pipeline.problems())
@@ -71,6 +73,7 @@ def test_camera_disappears_and_comes_back_without_restart(write_settings, jpegs)
         wait_until(lambda: status_of(pipeline, "porch")["online"], 10, "camera back online")
         wait_until(lambda: status_of(pipeline, "porch")["frames_processed"] > processed_before + 2, 20,
                    "frames processed after the reconnect")
+        wait_until(lambda: changes[-1]["online"] is True, 5, "online event on the bus")
         status = status_of(pipeline, "porch")
         assert status["reconnects"] >= 1
         assert changes[-1]["online"] is True and changes[-1]["reconnects"] == status["reconnects"]
