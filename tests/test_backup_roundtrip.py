@@ -255,6 +255,9 @@ def test_import_verifies_then_stores_and_delete(tmp_path: Path) -> None:
     damaged = tmp_path / "upload2" / name
     damaged.parent.mkdir()
     damaged.write_bytes(upload.read_bytes()[:-200])
+    with manager.exclusive(), pytest.raises(BackupError, match="already running"):
+        manager.delete("local", name)  # a restore may be reading it
+    assert (tmp_path / "b" / "backups" / name).exists()
     manager.delete("local", name)
     with pytest.raises(BackupError, match="not a readable backup archive"):
         manager.import_archive(damaged)

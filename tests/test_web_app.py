@@ -491,6 +491,13 @@ def test_backup_wizard_create_list_restore_delete(web: SimpleNamespace) -> None:
     confirm = web.client.post("/backups/confirm", data={"csrf_token": token, "action": "delete",
                                                        "backup": f"local/{name}"}).get_data(as_text=True)
     assert "cannot be undone" in confirm
+    with web.ctx.backups.exclusive():  # a backup or restore is running (it may read this archive)
+        response = web.client.post("/backups/delete", data={"csrf_token": token, "target": "local",
+                                                            "name": name, "confirm": "yes"},
+                                   follow_redirects=True)
+    assert "delete refused" in response.get_data(as_text=True)
+    assert "try again when it has finished" in response.get_data(as_text=True)
+    assert name in [b["name"] for b in web.ctx.backups.list("local")]
     response = web.client.post("/backups/delete", data={"csrf_token": token, "target": "local", "name": name,
                                                         "confirm": "yes"}, follow_redirects=True)
     assert f"Deleted {name} from local" in response.get_data(as_text=True)

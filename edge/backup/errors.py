@@ -7,3 +7,7 @@ from edge.errors import FaceproError
 class BackupError(FaceproError):
     """A backup operation failed; the message says which target/archive and why. Raised with
     ``exit_code=2`` where the caller named something that does not exist or cannot be."""
+
+
+class BackupBusy(BackupError):
+    """Another backup, restore or prune holds the data dir's lock: try again when it ends."""

@@ -224,8 +224,9 @@ class BackupManager:
 
     def delete(self, target: str, name: str, force: bool = False) -> None:
         """Remove ``name`` from ``target``; the newest archive the device wrote there itself
-        only with ``force`` (:func:`~edge.backup.retention.refuse_newest_own`)."""
-        with self._target_holding(target, name) as t:
+        only with ``force`` (:func:`~edge.backup.retention.refuse_newest_own`). Refused while a
+        backup, restore or prune runs: it may be reading this very archive."""
+        with self.exclusive(), self._target_holding(target, name) as t:
             if not force:
                 refuse_newest_own(t, name, self.store)
             t.remove(name)

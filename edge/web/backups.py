@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.backup.archive import PARTS, parse_includes
-from edge.backup.errors import BackupError
+from edge.backup.errors import BackupBusy, BackupError
 from edge.context import ServiceContext
 from edge.db import web_queries
 from edge.secrets import masked
@@ -187,6 +187,8 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
     try:
         # The page's confirmation ("cannot be undone") is the technician's explicit choice.
         _manager(ctx).delete(backup.get("target") or target, backup["name"], force=True)
+    except BackupBusy as exc:
+        raise ActionError(f"delete refused: {masked(str(exc))}; try again when it has finished", 409) from exc
     except Exception as exc:
         raise ActionError(f"delete failed: {masked(str(exc))}", 500) from exc
 
