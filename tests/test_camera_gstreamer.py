@@ -56,7 +56,7 @@ def test_a_camera_can_force_the_platform() -> None:
 
 def test_decode_chains_per_platform_and_codec() -> None:
     jetson = gst_platform.decode_chain("nvidia", "h265", present=JETSON.__contains__)
-    assert jetson == "rtph265depay ! h265parse ! nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"
+    assert jetson == "rtph265depay ! h265parse ! nvv4l2decoder ! nvvidconv ! video/x-raw,format=NV12"
     assert gst_platform.decode_chain("vaapi", "h264", present=NUC_VAAPI.__contains__) == "rtph264depay ! h264parse ! vaapih264dec"
     assert gst_platform.decode_chain("vaapi", "h264", present=NUC_VA.__contains__).endswith("! vah264dec")  # va first
     assert gst_platform.decode_chain("software", "h264", present=PLAIN.__contains__).endswith("! avdec_h264")
@@ -159,6 +159,7 @@ def test_rtsp_decoded_in_software_with_credentials_kept_out_of_the_pipeline(
         cap = open_capture(camera)
         try:
             assert f"avdec_{codec}" in cap.description and f"rtp{codec}depay" in cap.description
+            assert cap.pixel_format == "I420" and "format=BGR" not in cap.description
             assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 360)
             slot = np.zeros((360, 640, 3), np.uint8)
             for _ in range(10):
@@ -178,16 +179,20 @@ def test_rtsp_decoded_in_software_with_credentials_kept_out_of_the_pipeline(
 
 @needs_gst
 def test_mjpeg_over_http_through_gstreamer() -> None:
-    frames = [cv2.imencode(".jpg", np.full((240, 320, 3), 30 * i, np.uint8))[1].tobytes() for i in range(6)]
+    colours = [(30 * i, 200 - 25 * i, 90 + 10 * i) for i in range(6)]  # BGR
+    frames = [cv2.imencode(".jpg", np.full((240, 320, 3), colour, np.uint8))[1].tobytes() for colour in colours]
     server = MjpegCamera(frames, fps=10).start()
     try:
         cap = open_capture({"name": "porch", "source": server.url, "backend": "gstreamer"}, timeout_s=5)
         try:
             assert "jpegdec" in cap.description
+            assert cap.pixel_format == "I420"  # the decoder's own YUV: converted only on retrieve
             clocks = []
             for _ in range(4):
                 ok, frame = cap.read()
                 assert ok and frame is not None and frame.shape == (240, 320, 3)
+                seen = frame.reshape(-1, 3).mean(axis=0)  # a swapped or shifted chroma plane would tint it
+                assert min(np.abs(seen - colour).max() for colour in colours) < 5, seen
                 clocks.append(cap.get(cv2.CAP_PROP_POS_MSEC))
             assert clocks == sorted(clocks) and len(set(clocks)) == 4
         finally:

@@ -7,8 +7,9 @@ Jetson, VA-API on an Intel NUC and software decoding elsewhere, whatever OpenCV 
 :class:`GstCapture` offers the part of ``cv2.VideoCapture`` the capture thread uses (``grab``,
 ``retrieve`` into a ring slot, ``get`` of fps, size and the stream's clock, ``release``), so
 stall detection, the detect gate and reconnects work the same for both decode paths. A grabbed
-sample is kept as GStreamer's buffer and only mapped and copied, once, into the ring slot's
-array when the frame is retrieved: a frame the detect gate skips is never copied at all.
+sample is kept as GStreamer's buffer, in the decoder's own YUV, and only mapped and converted,
+once, into the ring slot's BGR array when the frame is retrieved: a frame the detect gate skips
+is never converted or copied at all.
 
 The pipeline for a URL camera is chosen per platform (:func:`choose_platform`): ``nvidia``
 (``nvv4l2decoder`` + ``nvvidconv``, JetPack), ``vaapi`` (the ``va`` or ``vaapi`` decoders with a
@@ -30,7 +31,9 @@ import cv2
 import numpy as np
 
 from edge import secrets
+from edge.pipeline import yuv
 from edge.pipeline.gst_platform import (
+    CUSTOM_SINK_FORMATS,
     ENCODINGS,
     TAIL,
     GstSourceError,
@@ -129,6 +132,8 @@ class GstCapture:
         self._pts_ms = 0.0
         self._fps = 0.0
         self._width = self._height = 0
+        self._format = "BGR"
+        self._full_range = False
         self._opened = False
         self._lock = threading.Lock()
         if launch is not None:
@@ -145,8 +150,8 @@ class GstCapture:
         if self.sink is None:
             self.pipeline.set_state(Gst.State.NULL)
             raise GstSourceError("the pipeline has no appsink: end it with '! appsink'")
-        if self.sink.get_property("caps") is None:  # the ring holds BGR: ask the pipeline for it
-            self.sink.set_property("caps", Gst.Caps.from_string("video/x-raw,format=BGR"))
+        if self.sink.get_property("caps") is None:  # formats retrieve() turns into the ring's BGR
+            self.sink.set_property("caps", Gst.Caps.from_string(CUSTOM_SINK_FORMATS))
         self.sink.set_property("max-buffers", 1)
         self.sink.set_property("drop", True)
         self.sink.set_property("sync", False)
@@ -288,10 +293,17 @@ class GstCapture:
 
     def _take_caps(self, sample: Any) -> None:
         structure = sample.get_caps().get_structure(0)
+        self._format = structure.get_string("format") or ""
+        self._full_range = yuv.full_range(structure.get_string("colorimetry"))
         self._width = structure.get_int("width")[1]
         self._height = structure.get_int("height")[1]
         ok, num, den = structure.get_fraction("framerate")
         self._fps = num / den if ok and den else 0.0
+
+    @property
+    def pixel_format(self) -> str:
+        """The format the appsink receives (I420 or NV12 from a decoder, BGR from a user's pipeline)."""
+        return self._format
 
     @property
     def decode_path(self) -> str:
@@ -318,24 +330,29 @@ class GstCapture:
         return True
 
     def retrieve(self, image: np.ndarray | None = None) -> tuple[bool, np.ndarray | None]:
-        """The grabbed frame as BGR, copied once from GStreamer's buffer into ``image`` when its
-        shape fits (a ring slot), else into a new array."""
+        """The grabbed frame as BGR, written once from GStreamer's buffer into ``image`` when its
+        shape fits (a ring slot), else into a new array: converted from the decoder's YUV
+        (:mod:`edge.pipeline.yuv`), or copied where the pipeline gave BGR."""
         sample, self._sample = self._sample, None
         if sample is None:
             return False, None
         self._take_caps(sample)
-        height, width = self._height, self._width
+        height, width, fmt = self._height, self._width, self._format
         buffer = sample.get_buffer()
         size = buffer.get_size()
-        if height <= 0 or width <= 0 or size < height * width * 3 or size > MAX_FRAME_BYTES:
+        if height <= 0 or width <= 0 or size > MAX_FRAME_BYTES or fmt not in (*yuv.FORMATS, "BGR"):
+            return False, None
+        if size < (yuv.frame_size(fmt, width, height) if fmt in yuv.FORMATS else height * width * 3):
             return False, None
         ok, info = buffer.map(self._Gst.MapFlags.READ)
         if not ok:
             return False, None
         try:
+            data = np.frombuffer(info.data, dtype=np.uint8, count=size)
+            if fmt != "BGR":
+                return True, yuv.to_bgr(data, fmt, width, height, image, full=self._full_range)
             stride = size // height  # rows are padded to 4 bytes: 641 px of BGR take 1924 bytes
-            rows = np.frombuffer(info.data, dtype=np.uint8, count=stride * height).reshape(height, stride)
-            frame = rows[:, : width * 3].reshape(height, width, 3)
+            frame = data[: stride * height].reshape(height, stride)[:, : width * 3].reshape(height, width, 3)
             if image is not None and image.shape == frame.shape and image.dtype == np.uint8:
                 np.copyto(image, frame)
                 return True, image

@@ -20,12 +20,14 @@ class GstSourceError(Exception):
 PLATFORMS = ("nvidia", "vaapi", "software")
 DECODER_CHOICES = ("auto", *PLATFORMS)
 
-# What decodes each codec per platform, first present element wins. The nvidia chain ends in
-# system-memory BGRx; every chain is followed by videoconvert to BGR for the frame ring.
+# What decodes each codec per platform, first present element wins. The nvidia chain copies the
+# decoder's NV12 into system memory. Every chain ends in the decoder's own YUV: the frame ring
+# holds BGR, but a frame is converted to it only when the capture thread retrieves it
+# (edge.pipeline.yuv), not for every decoded frame as a videoconvert to BGR here would.
 DECODERS: dict[str, dict[str, list[str]]] = {
-    "nvidia": {"h264": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"],
-               "h265": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx"],
-               "jpeg": ["nvv4l2decoder mjpeg=1 ! nvvidconv ! video/x-raw,format=BGRx", "nvjpegdec ! nvvidconv"]},
+    "nvidia": {"h264": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=NV12"],
+               "h265": ["nvv4l2decoder ! nvvidconv ! video/x-raw,format=NV12"],
+               "jpeg": ["nvv4l2decoder mjpeg=1 ! nvvidconv ! video/x-raw,format=NV12", "nvjpegdec ! nvvidconv ! video/x-raw,format=NV12"]},
     "vaapi": {"h264": ["vah264dec", "vaapih264dec"],
               "h265": ["vah265dec", "vaapih265dec"],
               "jpeg": ["vajpegdec", "vaapijpegdec"]},
@@ -33,7 +35,11 @@ DECODERS: dict[str, dict[str, list[str]]] = {
 }
 PARSERS = {"h264": "rtph264depay ! h264parse", "h265": "rtph265depay ! h265parse", "jpeg": "rtpjpegdepay"}
 ENCODINGS = {"H264": "h264", "H265": "h265", "JPEG": "jpeg"}
-TAIL = "videoconvert ! video/x-raw,format=BGR ! appsink name=facepro_sink max-buffers=1 drop=true sync=false"
+# videoconvert passes I420/NV12 through untouched; it converts only other layouts (a 4:2:2 JPEG).
+SINK_FORMATS = "video/x-raw,format=(string){I420,NV12}"
+TAIL = f"videoconvert ! {SINK_FORMATS} ! appsink name=facepro_sink max-buffers=1 drop=true sync=false"
+# An appsink without caps in the user's own pipeline: BGR as well, for a pipeline that converts.
+CUSTOM_SINK_FORMATS = "video/x-raw,format=(string){I420,NV12,BGR}"
 
 
 def _render_node() -> bool:
