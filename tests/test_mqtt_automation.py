@@ -42,7 +42,9 @@ def test_one_notification_per_real_event_through_reconnect_and_outage(tmp_path, 
     only_not_from = StateTrigger(not_from=("unavailable", "unknown"))
     naive = StateTrigger()
     ha = EventEntity(broker.port, f"{ROOT}/availability", f"{ROOT}/recognition", [documented, only_not_from, naive]).start()
-    hub = Hub(broker.port, (f"{ROOT}/events",)).start()
+    # persistent: the broker keeps the hub's subscription and queues the late events for it while
+    # it reconnects (a clean session would miss those the device sends before it resubscribes)
+    hub = Hub(broker.port, (f"{ROOT}/events",), client_id="hub-automation", persistent=True).start()
     try:
         settings = load_settings(write_settings({
             "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "keepalive_s": 5,
