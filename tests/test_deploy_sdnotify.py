@@ -108,10 +108,12 @@ def test_watchdog_pings_stop_while_a_part_is_unhealthy(tmp_path: Path, write_set
     monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
     monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 0.05 s
     service = service_module.Service(load_settings(write_settings(), env={}))
-    phases: dict[str, list[str]] = {"healthy": [], "unhealthy": [], "recovered": []}
+    phases: dict[str, list[str]] = {"boot": [], "healthy": [], "unhealthy": [], "recovered": []}
 
     def drive() -> None:
         try:
+            # the phases time the main loop, so they start at READY, not while boot migrates the database
+            _receive_until(sock, "READY=1", time.monotonic() + 60, phases["boot"])
             for phase in ("healthy", "unhealthy", "recovered"):
                 part.ok = phase != "unhealthy"
                 deadline = time.monotonic() + 0.6
@@ -130,6 +132,7 @@ def test_watchdog_pings_stop_while_a_part_is_unhealthy(tmp_path: Path, write_set
     finally:
         driver.join(10)
         sock.close()
+    assert any("READY=1" in m.split("\n") for m in phases["boot"]), phases["boot"]
     assert any(m == "WATCHDOG=1" for m in phases["healthy"])
     unhealthy = phases["unhealthy"]
     # a ping computed just before the flip may still arrive; after the STATUS none may

@@ -10,6 +10,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import load_settings
+from edge.pipeline.gate import EMPTY_AFTER
 from edge.pipeline.service import Pipeline
 from edge.web.app import create_app
 from tests.conftest import CLIP, DEVICE
@@ -42,9 +43,16 @@ def test_rate_cap_and_gate_figures_in_status_metrics_and_page(write_settings) ->
     ctx, pipeline, telemetry = pipeline_with_telemetry(settings, persist=False)
     pipeline.start()
     try:
-        # the porch camera's warm-up is over (10 samples at 5 fps) and the fast one is running
+        # the porch camera's warm-up is over (10 samples at 5 fps) and the fast one is running;
+        # the detector saw EMPTY_AFTER empty porch frames (until then the gate keeps looking every
+        # keepalive_s, as if a face were there) and the frames the gate let through are all done
+        # (a loaded worker may still have them queued)
         wait_until(lambda: status_of(pipeline, "porch")["frames_decoded"] >= 15
+                   and status_of(pipeline, "porch")["frames_detected"] >= EMPTY_AFTER
                    and status_of(pipeline, "fast")["frames_detected"] >= 2, 40, "both cameras running")
+        assert pipeline.loop is not None
+        porch_feed = pipeline.loop.feed("porch")
+        assert porch_feed is not None and porch_feed.ring.wait_idle(10), "porch frames still queued"
         before = status_of(pipeline, "fast"), status_of(pipeline, "porch"), time.monotonic()
         time.sleep(3.0)
         fast, porch_status, t1 = status_of(pipeline, "fast"), status_of(pipeline, "porch"), time.monotonic()

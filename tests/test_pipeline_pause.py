@@ -41,8 +41,14 @@ def test_pause_stops_recognition_survives_restart_and_resumes(write_settings):
         wait_until(lambda: status(pipeline)["frames_processed"] >= 5 and events(settings) >= 1, 60,
                    "frames processed and an event recorded")
         assert status(pipeline)["recognition_paused"] is False
+        assert pipeline.loop is not None
+        feed = pipeline.loop.feed("stage")
+        assert feed is not None
+        skipped = feed.frames_skipped
         assert pipeline.set_recognition("stage", False) is False
-        time.sleep(0.5)  # a frame already in the detector finishes
+        # A frame already in the detector finishes (a loaded machine can take longer than any fixed
+        # wait); the one worker skipping a frame for the pause means none is in it any more.
+        wait_until(lambda: feed.frames_skipped > skipped, 30, "a frame skipped for the pause")
         processed, recorded, captured = status(pipeline)["frames_processed"], events(settings), \
             status(pipeline)["frames_captured"]
         time.sleep(2.0)

@@ -6,6 +6,7 @@ import time
 from edge.config import load_settings
 from edge.context import ServiceContext
 from edge.telemetry.component import Telemetry
+from tests.support.waiting import wait_until
 
 
 def sample_until(telemetry: Telemetry, condition, timeout: float = 30.0) -> None:
@@ -33,7 +34,11 @@ def test_broker_outage_raises_once_and_clears_once(write_settings, mosquitto) ->
     ctx.mqtt = MqttPublisher(ctx)
     ctx.mqtt.start()
     try:
-        sample_until(telemetry, lambda: ctx.mqtt.status()["connected"])
+        # Connected before the first sample: samples taken while a slow (loaded) connect lasts
+        # over duration_s would raise the alert before the outage.
+        wait_until(lambda: ctx.mqtt.status()["connected"], 30, "MQTT connected")
+        # (the snapshot's figure, not the live status: one can connect between the two)
+        sample_until(telemetry, lambda: telemetry.snapshot()["mqtt"]["connected"])
         assert telemetry.snapshot()["mqtt"]["connected"] is True
         mosquitto.stop()
         sample_until(telemetry, lambda: len(published) >= 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLIP, FACEPRO, MODELS_DIR, subprocess_env
+from tests.support.waiting import wait_until
 
 INFERENCE_STAGES = ("preprocess", "detect", "embed", "match", "persist", "publish")
 CLIP_FRAMES = 275  # ../shared/media/README.md
@@ -181,12 +182,17 @@ def test_telemetry_reads_the_running_pipeline_part(write_settings, short_clip: t
     ctx = ServiceContext(settings=settings, device_id="test-device")
     published: list[dict] = []
     ctx.bus.subscribe("alert", lambda p: published.append(p) if p["name"] == "camera_offline" else None)
+    changes: list[bool] = []
+    ctx.bus.subscribe("camera", lambda p: changes.append(p["online"]))
     pipeline = Pipeline(ctx)
     ctx.pipeline = pipeline  # as edge.service.build_components wires it
     telemetry = Telemetry(ctx, persist=False)
     pipeline.start()
     snaps = []
     try:
+        # the camera is offline until its first frame: sampling from before then would raise
+        # camera_offline (duration_s 0.5) on a slow start, before the file ever played
+        wait_until(lambda: True in changes, 60, "camera door online")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not published:
             snaps.append(telemetry.sample())
