@@ -509,6 +509,13 @@ def test_backup_wizard_create_list_restore_delete(web: SimpleNamespace) -> None:
     response = web.client.post("/backups/delete", data={"csrf_token": token, "target": "local", "name": name,
                                                         "confirm": "yes"}, follow_redirects=True)
     assert "no backup named" in response.get_data(as_text=True)
+    # the newest archive the device made itself stays: a browser session cannot remove it
+    newest = web.ctx.backups.store.own_archives("local")[-1]
+    response = web.client.post("/backups/delete", data={"csrf_token": token, "target": "local", "name": newest,
+                                                        "confirm": "yes"}, follow_redirects=True)
+    assert f"{newest} is the newest backup this device made itself on local: it is kept" in \
+        response.get_data(as_text=True)
+    assert newest in [b["name"] for b in web.ctx.backups.list("local")]
     response = web.client.post("/backups/confirm", data={"csrf_token": token, "action": "restore"},
                                follow_redirects=True)
     assert "select a backup in the list first" in response.get_data(as_text=True)

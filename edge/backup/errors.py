@@ -11,3 +11,7 @@ class BackupError(FaceproError):
 
 class BackupBusy(BackupError):
     """Another backup, restore or prune holds the data dir's lock: try again when it ends."""
+
+
+class NewestOwnKept(BackupError):
+    """A delete by hand of the newest archive the device made itself on a target, not forced."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from edge.backup.archive import parse_name
-from edge.backup.errors import BackupError
+from edge.backup.errors import NewestOwnKept
 from edge.backup.targets import Target
 from edge.db.backup_runs import BackupRunStore
 
@@ -47,5 +47,5 @@ def refuse_newest_own(t: Target, name: str, store: BackupRunStore) -> None:
     present = set(t.names())
     own = [archive for archive in store.own_archives(t.name) if archive in present]
     if own and own[-1] == name:
-        raise BackupError(f"{t.describe()}: {name} is the newest backup this device made itself there; "
+        raise NewestOwnKept(f"{t.describe()}: {name} is the newest backup this device made itself there; "
                           "not deleted (pass --force to delete it anyway)", exit_code=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.backup.archive import PARTS, parse_includes
-from edge.backup.errors import BackupBusy, BackupError
+from edge.backup.errors import BackupBusy, BackupError, NewestOwnKept
 from edge.context import ServiceContext
 from edge.db import web_queries
 from edge.secrets import masked
@@ -185,10 +185,15 @@ def delete(ctx: ServiceContext, target: Any, name: Any) -> None:
     backup = find_backup(ctx, target, name)
     log.info("deleting backup %s on %s from the status page", backup["name"], backup.get("target"))
     try:
-        # The page's confirmation ("cannot be undone") is the technician's explicit choice.
-        _manager(ctx).delete(backup.get("target") or target, backup["name"], force=True)
+        # Not forced: the newest backup the device made itself is the one that restores this
+        # device; a browser session (or a stolen one) cannot remove it, only the CLI's --force.
+        _manager(ctx).delete(backup.get("target") or target, backup["name"])
     except BackupBusy as exc:
         raise ActionError(f"delete refused: {masked(str(exc))}; try again when it has finished", 409) from exc
+    except NewestOwnKept as exc:
+        raise ActionError(f"{backup['name']} is the newest backup this device made itself on "
+                          f"{backup.get('target') or target}: it is kept. Make a newer one first, or run "
+                          "`facepro backup delete --force` on the device.", 409) from exc
     except Exception as exc:
         raise ActionError(f"delete failed: {masked(str(exc))}", 500) from exc
 
