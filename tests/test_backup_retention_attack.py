@@ -51,6 +51,8 @@ def test_imported_future_archives_never_push_out_the_devices_own(tmp_path: Path,
     assert _names(backups) == sorted([result["name"]] + imported)
     origins = {b["name"]: b["origin"] for b in manager.list()}
     assert origins[result["name"]] == "own" and {origins[n] for n in imported} == {"imported"}
+    # the archive a delete by hand keeps is the newest by the log, not the 2099 names
+    assert [b["name"] for b in manager.list() if b["newest_own"]] == [result["name"]]
 
 
 def test_a_backup_pruned_right_after_it_was_written_is_a_failure_and_raises_backup_failed(

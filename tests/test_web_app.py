@@ -511,6 +511,10 @@ def test_backup_wizard_create_list_restore_delete(web: SimpleNamespace) -> None:
     assert "no backup named" in response.get_data(as_text=True)
     # the newest archive the device made itself stays: a browser session cannot remove it
     newest = web.ctx.backups.store.own_archives("local")[-1]
+    assert "newest own" in web.client.get("/backups").get_data(as_text=True)
+    confirm = web.client.post("/backups/confirm", data={"csrf_token": token, "action": "delete",
+                                                       "backup": f"local/{newest}"}).get_data(as_text=True)
+    assert "it is kept" in confirm and "confirm-delete" not in confirm
     response = web.client.post("/backups/delete", data={"csrf_token": token, "target": "local", "name": newest,
                                                         "confirm": "yes"}, follow_redirects=True)
     assert f"{newest} is the newest backup this device made itself on local: it is kept" in \

@@ -179,16 +179,21 @@ class BackupManager:
     def list(self, target: str | None = None) -> list[dict[str, Any]]:
         """Archives on each target (or one), oldest first by name; ``origin`` says whether
         this device wrote it (``own``, what retention counts), it was ``imported``, or the
-        log does not know it (``unknown``). Unreachable targets get an ``error`` entry."""
+        log does not know it (``unknown``); ``newest_own`` marks the one a delete by hand keeps
+        unless forced. Unreachable targets get an ``error`` entry."""
         items: list[dict[str, Any]] = []
         specs = [self.specs.named(target)] if target else self.specs.enabled()
         for spec in specs:
             t = make_target(spec)
             try:
                 t.check()
-                own, imported = set(self.store.own_archives(t.name)), self.store.imported_archives(t.name)
+                backups = t.backups()
+                present = {b["name"] for b in backups}
+                own_order = [name for name in self.store.own_archives(t.name) if name in present]
+                own, imported = set(own_order), self.store.imported_archives(t.name)
+                newest_own = own_order[-1] if own_order else None
                 items.extend(dict(b, origin="own" if b["name"] in own else "imported" if b["name"] in imported
-                                  else "unknown") for b in t.backups())
+                                  else "unknown", newest_own=b["name"] == newest_own) for b in backups)
             except (TargetError, OSError) as exc:
                 if target:
                     raise BackupError(str(exc)) from exc
