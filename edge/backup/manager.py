@@ -4,9 +4,8 @@ A thin front door over the backup package: :mod:`~edge.backup.target_specs` (set
 targets), :mod:`~edge.backup.lock` (one operation at a time per data directory, so the CLI
 and the running service never interleave), :mod:`~edge.backup.builder` and
 :mod:`~edge.backup.delivery` (create), :mod:`~edge.backup.retention`,
-:mod:`~edge.backup.restore`, :mod:`~edge.backup.jobs` (background jobs, published on the bus
-topic ``backup``) and :mod:`~edge.backup.status`. Every attempt is recorded in
-``backup_runs``. See README "Backups" for the behaviour as a user sees it.
+:mod:`~edge.backup.restore`, :mod:`~edge.backup.jobs` (background jobs, published on the bus topic ``backup``)
+and :mod:`~edge.backup.status`. Every attempt is recorded in ``backup_runs``; README "Backups" has the user's view.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from edge.backup.jobs import Bus, JobRunner
 from edge.backup.lock import BackupLock
 from edge.backup.pacing import remove_tree_gently
 from edge.backup.restore import preview_settings, recover_interrupted_restore, restore_archive
-from edge.backup.retention import prune_target, refuse_newest_own
+from edge.backup.retention import newest_own, prune_target, refuse_newest_own
 from edge.backup.status import backup_status
 from edge.backup.target_specs import TargetSpecs, make_target
 from edge.backup.targets import LocalTarget, Target, TargetError
@@ -188,12 +187,10 @@ class BackupManager:
             try:
                 t.check()
                 backups = t.backups()
-                present = {b["name"] for b in backups}
-                own_order = [name for name in self.store.own_archives(t.name) if name in present]
-                own, imported = set(own_order), self.store.imported_archives(t.name)
-                newest_own = own_order[-1] if own_order else None
+                own, imported = set(self.store.own_archives(t.name)), self.store.imported_archives(t.name)
+                newest = newest_own(t.name, [b["name"] for b in backups], self.store)
                 items.extend(dict(b, origin="own" if b["name"] in own else "imported" if b["name"] in imported
-                                  else "unknown", newest_own=b["name"] == newest_own) for b in backups)
+                                  else "unknown", newest_own=b["name"] == newest) for b in backups)
             except (TargetError, OSError) as exc:
                 if target:
                     raise BackupError(str(exc)) from exc
@@ -229,8 +226,8 @@ class BackupManager:
 
     def delete(self, target: str, name: str, force: bool = False) -> None:
         """Remove ``name`` from ``target``; the newest archive the device wrote there itself
-        only with ``force`` (:func:`~edge.backup.retention.refuse_newest_own`). Refused while a
-        backup, restore or prune runs: it may be reading this very archive."""
+        only with ``force`` (:func:`~edge.backup.retention.refuse_newest_own`); not while a
+        backup, restore or prune runs (it may be reading this very archive)."""
         with self.exclusive(), self._target_holding(target, name) as t:
             if not force:
                 refuse_newest_own(t, name, self.store)

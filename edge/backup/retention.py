@@ -9,6 +9,7 @@ and :func:`refuse_newest_own` keeps it from removing the device's newest own arc
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from edge.backup.archive import parse_name
 from edge.backup.errors import NewestOwnKept
@@ -41,11 +42,17 @@ def prune_target(t: Target, keep: int, device_id: str, store: BackupRunStore, re
     return removed
 
 
+def newest_own(target: str, present: Iterable[str], store: BackupRunStore) -> str | None:
+    """Of the archives ``present`` on ``target``, the newest this device wrote there itself
+    (by its backup log, so a good one; never by name)."""
+    names = set(present)
+    own = [archive for archive in store.own_archives(target) if archive in names]
+    return own[-1] if own else None
+
+
 def refuse_newest_own(t: Target, name: str, store: BackupRunStore) -> None:
     """Raise unless ``name`` may be deleted by hand: the newest archive this device wrote to
-    ``t`` itself (by its backup log, so a good one) stays unless the caller forces it."""
-    present = set(t.names())
-    own = [archive for archive in store.own_archives(t.name) if archive in present]
-    if own and own[-1] == name:
+    ``t`` itself stays unless the caller forces it."""
+    if newest_own(t.name, t.names(), store) == name:
         raise NewestOwnKept(f"{t.describe()}: {name} is the newest backup this device made itself there; "
                           "not deleted (pass --force to delete it anyway)", exit_code=2)
