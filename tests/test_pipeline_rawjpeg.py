@@ -38,16 +38,16 @@ def test_the_smallest_decode_the_motion_check_can_use(width: int, flag: int) -> 
 
 def test_a_packet_is_decoded_only_when_its_header_matches_the_stream() -> None:
     frame = still_background(SIZE)
-    good = packet(jpeg(frame))
-    grey = rawjpeg.decode_grey(good, SIZE, rawjpeg.reduction(SIZE[0], 160))
+    good = rawjpeg.checked(packet(jpeg(frame)), SIZE)
+    assert good is not None
+    grey = cv2.imdecode(good, rawjpeg.reduction(SIZE[0], 160))
     assert grey is not None and grey.shape == (90, 160)
-    colour = rawjpeg.decode_colour(good, SIZE)
+    colour = cv2.imdecode(good, cv2.IMREAD_COLOR)
     assert colour is not None and colour.shape == (360, 640, 3)
     bigger = packet(jpeg(cv2.resize(frame, (1280, 720))))  # a picture larger than the stream says
-    assert rawjpeg.decode_grey(bigger, SIZE, cv2.IMREAD_REDUCED_GRAYSCALE_4) is None
-    assert rawjpeg.decode_colour(bigger, SIZE) is None
+    assert rawjpeg.checked(bigger, SIZE) is None
     for junk in (b"\xff\xd8\xff\xe0garbage", b"not a jpeg at all", b"\x89PNG\r\n\x1a\n" + bytes(40)):
-        assert rawjpeg.decode_grey(packet(junk), SIZE, cv2.IMREAD_GRAYSCALE) is None
+        assert rawjpeg.checked(packet(junk), SIZE) is None
 
 
 def test_motion_from_the_reduced_grey_decode_agrees_with_the_full_frame() -> None:
@@ -58,10 +58,11 @@ def test_motion_from_the_reduced_grey_decode_agrees_with_the_full_frame() -> Non
     verdicts = []
     moving = []
     for i, frame in enumerate(frames):
-        data = packet(jpeg(frame))
-        decoded = rawjpeg.decode_colour(data, SIZE)
+        data = rawjpeg.checked(packet(jpeg(frame)), SIZE)
+        assert data is not None
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
         assert decoded is not None
-        grey = rawjpeg.decode_grey(data, SIZE, rawjpeg.reduction(SIZE[0], 160))
+        grey = cv2.imdecode(data, rawjpeg.reduction(SIZE[0], 160))
         assert grey is not None
         a = full.admit(FrameSlot(0, decoded), i / 15)
         b, _ = reduced.admit_grey(grey, decoded.shape, i / 15)

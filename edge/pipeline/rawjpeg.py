@@ -47,7 +47,9 @@ def reduction(frame_width: int, min_width: int) -> int:
     return int(cv2.IMREAD_GRAYSCALE)
 
 
-def _checked(packet: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+def checked(packet: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """The packet's bytes (1-D) when its header says it is a JPEG of ``size`` (w, h), else None:
+    only then may it be decoded."""
     data = packet.reshape(-1)
     found = image_size(data[:65536].tobytes())
     if found is None or found[0] != "JPEG" or (found[1], found[2]) != size:
@@ -55,23 +57,11 @@ def _checked(packet: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
     return data
 
 
-def decode_grey(packet: np.ndarray, size: tuple[int, int], flag: int) -> np.ndarray | None:
-    """The packet as a reduced grey picture, or None when it is not a JPEG of ``size`` (w, h)."""
-    data = _checked(packet, size)
-    return None if data is None else cv2.imdecode(data, flag)
-
-
-def decode_colour(packet: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
-    """The packet as a full BGR picture, or None when it is not a JPEG of ``size`` (w, h)."""
-    data = _checked(packet, size)
-    return None if data is None else cv2.imdecode(data, cv2.IMREAD_COLOR)
-
-
 def take(packet: np.ndarray, size: tuple[int, int], flag: int, gate: Any, slot: Any, now: float) -> str:
     """A sampled packet through ``gate`` (a DetectGate): "detect" when the gate admits it (decoded
     in full into ``slot``, with its region), "rest" when it does not, "damaged" when it is not a
     JPEG of ``size``."""
-    data = _checked(packet, size)  # once for both decodes
+    data = checked(packet, size)  # once for both decodes
     grey = None if data is None else cv2.imdecode(data, flag)
     if data is None or grey is None:
         return "damaged"
