@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import re
 from typing import Any
@@ -85,11 +86,8 @@ def _url_passwords(source: str, current: Any, same_endpoint: bool) -> tuple[str,
         port = f":{match.group(5)}" if match.group(5) else ""
         return f"{match.group(1)}://{userinfo + '@' if userinfo else ''}{match.group(4)}{port}"
 
-    matches = list(_URL.finditer(source))
-    for index in reversed(range(len(matches))):
-        match = matches[index]
-        source = source[:match.start()] + put(index, match) + source[match.end():]
-    return source, withheld
+    index = itertools.count()  # the n-th URL of the backup's source pairs with the device's n-th
+    return _URL.sub(lambda match: put(next(index), match), source), withheld
 
 
 def merge_masked(backup: Any, current: Any, spec: Any, where: str, cleared: list[str],
