@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,32 +54,29 @@ def fault_run(fault: str, backend: str, clip: Path, down_s: float, hold_s: float
     relay = Relay(server.port).start() if fault == "pulled_cable" else None
     url = f"rtsp://127.0.0.1:{relay.port}/stream" if relay else server.url()
     camera = {"name": fault, "source": url, "stall_timeout_s": STALL_S, "backend": backend}
+    inject: Callable[[], object]
+    clear: Callable[[], object]
+    if relay is not None:  # a pulled cable: the relay drops all traffic, no FIN/RST
+        inject, clear = relay.blackhole, relay.restore
+    elif fault == "stall":  # a hung camera: SIGSTOP with the connection open
+        inject, clear = server.pause, server.resume
+    else:  # a reboot
+        inject, clear = server.stop, server.start
     try:
         with WatchedCamera(camera) as cam:
             wait_online(cam)
             reconnects = cam.status["reconnects"]
             t0 = time.monotonic()
-            if fault == "stall":
-                server.pause()
-            elif fault == "pulled_cable":
-                assert relay is not None
-                relay.blackhole()
-            else:
-                server.stop()
+            inject()
             detected = cam.first_change(False, t0, STALL_S + 20)
             frozen = cam.status["frames_captured"]
             changes = len(cam.changes)
-            time.sleep(max(hold_s, down_s if fault == "reboot" else hold_s) - (time.monotonic() - t0))
+            away = max(hold_s, down_s) if fault == "reboot" else hold_s
+            time.sleep(max(0.0, away - (time.monotonic() - t0)))  # detection may take longer than that
             during = {"state_changes": len(cam.changes) - changes,
                       "frames_taken": cam.status["frames_captured"] - frozen}
             t1 = time.monotonic()
-            if fault == "stall":
-                server.resume()
-            elif fault == "pulled_cable":
-                assert relay is not None
-                relay.restore()
-            else:
-                server.start()
+            clear()
             recovered = cam.first_change(True, t1, 60)
             return {"fault": fault, "backend": backend, "detection_s": _r(detected), "recovery_s": _r(recovered),
                     "after_detection": during, "reconnects": cam.status["reconnects"] - reconnects,
